@@ -1,0 +1,20 @@
+// Bundles the daemon and CLI into one ES module file for fast start-up (one file to read, no
+// module resolution at run time), and builds the native systemd addon when its source is present.
+import { build } from 'esbuild';
+import { chmodSync, mkdirSync } from 'node:fs';
+
+mkdirSync('dist', { recursive: true });
+await build({
+  entryPoints: ['src/main.ts'],
+  outfile: 'dist/epmd-ng.js',
+  bundle: true,
+  platform: 'node',
+  target: 'node18',
+  format: 'esm',
+  banner: {
+    // Bundled CommonJS dependencies (pino) call require(); give the ESM bundle one.
+    js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
+chmodSync('dist/epmd-ng.js', 0o755);
