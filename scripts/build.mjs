@@ -1,7 +1,9 @@
 // Bundles the daemon and CLI into one ES module file for fast start-up (one file to read, no
 // module resolution at run time), and builds the native systemd addon when its source is present.
 import { build } from 'esbuild';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+
+const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
 
 mkdirSync('dist', { recursive: true });
 await build({
@@ -15,6 +17,7 @@ await build({
     // Bundled CommonJS dependencies (pino) call require(); give the ESM bundle one.
     js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
   },
+  define: { __EPMD_NG_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',
 });
 chmodSync('dist/epmd-ng.js', 0o755);

@@ -1,0 +1,145 @@
+import { Command, Option } from 'commander';
+import { runClientCommand, runJsonQuery, type ClientOutcome } from './cli/client.js';
+import { OTP_USAGE, parseOtpArgs, type ClientCommand, type DaemonFlags } from './cli/otp-args.js';
+import { resolveDaemonConfig, resolvePort } from './config.js';
+import { daemonize, runDaemon } from './daemon.js';
+import { createLogger, levelForDebug } from './log/logger.js';
+import { VERSION } from './version.js';
+
+/** One readable line on stderr and exit 1: how every bad flag or setting is reported. */
+function fail(message: string, usage = false): never {
+  process.stderr.write(`epmd-ng: ${message}\n${usage ? `${OTP_USAGE}\n` : ''}`);
+  process.exit(1);
+}
+
+function finish(outcome: ClientOutcome): never {
+  if (outcome.stderr) process.stderr.write(outcome.stderr);
+  // All output in one write, as OTP's buffered stdio does (its names_stdout test relies on it).
+  if (outcome.stdout.length > 0) process.stdout.write(outcome.stdout, () => process.exit(outcome.code));
+  else process.exit(outcome.code);
+  return undefined as never;
+}
+
+async function client(command: ClientCommand, flagPort: number | undefined, json = false): Promise<never> {
+  const port = resolvePort(flagPort, process.env);
+  if (!port.ok) fail(port.message);
+  if (json && (command.name === 'names' || command.name === 'dump')) return finish(await runJsonQuery(command.name, port.value.port));
+  return finish(await runClientCommand(command, port.value.port));
+}
+
+async function daemon(flags: DaemonFlags, argv: readonly string[]): Promise<void> {
+  const resolved = resolveDaemonConfig(flags, process.env);
+  if (!resolved.ok) fail(resolved.message);
+  const config = resolved.value;
+  if (config.daemonize) {
+    daemonize(argv);
+    process.exit(0);
+  }
+  const log = createLogger(levelForDebug(config.debug), config.logFormat);
+  const running = await runDaemon(config, log);
+  if (!('server' in running)) {
+    if (running.message) log.error(running.message);
+    process.exit(running.code);
+  }
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => running.stop(signal));
+  const exit = await running.done;
+  process.exit(exit.code);
+}
+
+/** OTP's single-dash syntax (`-port 4369 -names`), or no arguments at all: run exactly as `epmd` would. */
+function isOtpSyntax(argv: readonly string[]): boolean {
+  return argv.length === 0 || (argv[0]!.startsWith('-') && !argv[0]!.startsWith('--'));
+}
+
+function parsePortOption(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 65535) throw new Error(`invalid port "${value}" (expected 1..65535)`);
+  return n;
+}
+
+function modernCli(): Command {
+  const program = new Command('epmd-ng')
+    .description(
+      'Erlang Port Mapper Daemon, byte-compatible with OTP epmd.\n' +
+        'OTP syntax works unchanged, e.g. `epmd-ng -port 4369 -names`, `epmd-ng -d -relaxed_command_check`.',
+    )
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run epmd-ng --help for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error: ') ? `epmd-ng: ${s.slice(7)}` : s) });
+  const portOption = () => new Option('-p, --port <port>', 'epmd port (default: ERL_EPMD_PORT or 4369)').argParser(parsePortOption);
+
+  program
+    .command('daemon')
+    .description('run the daemon in the foreground (same as plain `epmd-ng`)')
+    .addOption(portOption())
+    .option('-a, --address <list>', 'addresses to listen on, comma separated (default: loopback only)')
+    .option('--relaxed-command-check', 'allow KILL with live nodes and STOP')
+    .option('--packet-timeout <seconds>', 'idle limit for query connections', (v) => parsePositive(v, 'packet timeout'))
+    .option('--max-connections <n>', 'simultaneous connection cap (default: from the open-file limit)', (v) => String(parsePositive(v, 'connection cap')))
+    .option('--systemd', 'take listening sockets from systemd socket activation')
+    .option('-d, --debug', 'more log detail; repeat for more', (_v, n: number) => n + 1, 0)
+    .action(async (opts: Record<string, unknown>) => {
+      if (opts.maxConnections) process.env.EPMD_NG_MAX_CONNECTIONS = opts.maxConnections as string;
+      const flags: DaemonFlags = {
+        debug: opts.debug as number,
+        port: opts.port as number | undefined,
+        address: opts.address as string | undefined,
+        packetTimeout: opts.packetTimeout as number | undefined,
+        daemonize: false,
+        relaxedCommandCheck: Boolean(opts.relaxedCommandCheck),
+        systemd: Boolean(opts.systemd),
+      };
+      await daemon(flags, []);
+    });
+
+  for (const what of ['names', 'dump'] as const) {
+    program
+      .command(what)
+      .description(what === 'names' ? 'list the registered nodes' : 'list registered and old/unused entries (local only)')
+      .addOption(portOption())
+      .option('--json', 'print one JSON document instead of the epmd text')
+      .action((opts: { port?: number; json?: boolean }) => client({ name: what }, opts.port, opts.json));
+  }
+  program
+    .command('kill')
+    .description('ask the daemon to exit (refused while nodes are registered, unless relaxed)')
+    .addOption(portOption())
+    .action((opts: { port?: number }) => client({ name: 'kill' }, opts.port));
+  program
+    .command('stop <name>')
+    .description('unregister a node (needs a daemon started with -relaxed_command_check)')
+    .addOption(portOption())
+    .action((node: string, opts: { port?: number }) => client({ name: 'stop', node }, opts.port));
+  program
+    .command('started')
+    .description('exit 0 if an epmd answers on the port, 1 otherwise')
+    .addOption(portOption())
+    .action((opts: { port?: number }) => client({ name: 'started' }, opts.port));
+  return program;
+}
+
+function parsePositive(value: string, what: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new Error(`invalid ${what} "${value}" (expected a whole number above 0)`);
+  return Number(value);
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (!isOtpSyntax(argv)) {
+    await modernCli().parseAsync(argv, { from: 'user' });
+    return;
+  }
+  const parsed = parseOtpArgs(argv);
+  switch (parsed.kind) {
+    case 'usage':
+      return fail(parsed.message, true);
+    case 'client':
+      return client(parsed.command, parsed.port);
+    case 'daemon':
+      return daemon(parsed.flags, argv);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  process.stderr.write(`epmd-ng: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

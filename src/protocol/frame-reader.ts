@@ -1,0 +1,55 @@
+import { MAX_FRAME_PAYLOAD } from './constants.js';
+
+/**
+ * Outcome of feeding bytes to a FrameReader.
+ * - incomplete: wait for more bytes;
+ * - frame: one request payload; `surplus` counts bytes that arrived after it in a later read
+ *   (OTP never reads them for a plain request, but for a registration they count as new data);
+ * - bad-length: the length field was 0 or above MAX_FRAME_PAYLOAD;
+ * - surplus-in-first-read: the read that revealed the length already held more than the frame,
+ *   e.g. two pipelined requests; OTP closes such connections without a reply (spec §4 rule 4).
+ */
+export type FrameResult =
+  | { kind: 'incomplete' }
+  | { kind: 'frame'; payload: Buffer; surplus: number }
+  | { kind: 'bad-length'; length: number }
+  | { kind: 'surplus-in-first-read'; got: number; expected: number };
+
+const INCOMPLETE: FrameResult = { kind: 'incomplete' };
+
+/**
+ * Incremental reader for the one length-prefixed request a connection carries. Copes with any
+ * chunking; applies OTP's framing rules so that the same byte stream gets the same outcome as
+ * with OTP's epmd however the kernel happened to split it.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private length = -1;
+
+  /** Bytes received so far (for "partial packet" diagnostics). */
+  get received(): number {
+    return this.buffered;
+  }
+
+  push(chunk: Buffer): FrameResult {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    if (this.length < 0) {
+      if (this.buffered < 2) return INCOMPLETE;
+      const head = this.chunks.length === 1 ? this.chunks[0]! : this.flatten();
+      const length = head.readUInt16BE(0);
+      if (length === 0 || length > MAX_FRAME_PAYLOAD) return { kind: 'bad-length', length };
+      if (this.buffered > 2 + length) return { kind: 'surplus-in-first-read', got: this.buffered - 2, expected: length };
+      this.length = length;
+    }
+    if (this.buffered < 2 + this.length) return INCOMPLETE;
+    const all = this.flatten();
+    return { kind: 'frame', payload: all.subarray(2, 2 + this.length), surplus: this.buffered - 2 - this.length };
+  }
+
+  private flatten(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
+    return this.chunks[0]!;
+  }
+}

@@ -1,0 +1,78 @@
+import { ERROR_CREATION, ReplyCode } from './constants.js';
+import type { NodeInfo } from './requests.js';
+
+/**
+ * ALIVE2 reply. Nodes announcing distribution version 6 or later get the 32-bit form (`v`),
+ * older ones the 16-bit form (`y`) with the creation folded into 1..3 (spec §5.1 step 7, §6).
+ */
+export function encodeAlive2Reply(ok: boolean, creation: number, highestVersion: number): Buffer {
+  if (highestVersion >= 6) {
+    const reply = Buffer.alloc(6);
+    reply[0] = ReplyCode.ALIVE2_X_RESP;
+    reply[1] = ok ? 0 : 1;
+    reply.writeUInt32BE(ok ? creation >>> 0 : ERROR_CREATION, 2);
+    return reply;
+  }
+  const reply = Buffer.alloc(4);
+  reply[0] = ReplyCode.ALIVE2_RESP;
+  reply[1] = ok ? 0 : 1;
+  reply.writeUInt16BE(ok ? (creation % 3) + 1 : ERROR_CREATION, 2);
+  return reply;
+}
+
+const PORT2_NOT_FOUND = Buffer.from([ReplyCode.PORT2_RESP, 1]);
+
+/** PORT2_RESP: the node's registration echoed back, or result 1 when the name is unknown. */
+export function encodePort2Reply(node: NodeInfo | undefined): Buffer {
+  if (!node) return PORT2_NOT_FOUND;
+  const reply = Buffer.alloc(14 + node.name.length + node.extra.length);
+  reply[0] = ReplyCode.PORT2_RESP;
+  reply[1] = 0;
+  reply.writeUInt16BE(node.port, 2);
+  reply[4] = node.nodeType;
+  reply[5] = node.protocol;
+  reply.writeUInt16BE(node.highestVersion, 6);
+  reply.writeUInt16BE(node.lowestVersion, 8);
+  reply.writeUInt16BE(node.name.length, 10);
+  node.name.copy(reply, 12);
+  reply.writeUInt16BE(node.extra.length, 12 + node.name.length);
+  node.extra.copy(reply, 14 + node.name.length);
+  return reply;
+}
+
+function portHeader(epmdPort: number): Buffer {
+  const header = Buffer.alloc(4);
+  header.writeUInt32BE(epmdPort >>> 0);
+  return header;
+}
+
+export interface NamedPort {
+  name: Buffer;
+  port: number;
+}
+
+/** NAMES reply: the epmd port, then one `name N at port P` line per node (spec §5.3). */
+export function encodeNamesReply(epmdPort: number, nodes: Iterable<NamedPort>): Buffer {
+  const parts = [portHeader(epmdPort)];
+  for (const node of nodes) parts.push(Buffer.from('name '), node.name, Buffer.from(` at port ${node.port}\n`));
+  return Buffer.concat(parts);
+}
+
+export interface DumpEntry extends NamedPort {
+  /** Connection number shown as "fd" (OTP prints the socket's file descriptor). */
+  fd: number;
+}
+
+/** DUMP reply: active then old/unused entries, each text record followed by a NUL (spec §5.4). */
+export function encodeDumpReply(epmdPort: number, active: Iterable<DumpEntry>, unused: Iterable<DumpEntry>): Buffer {
+  const parts = [portHeader(epmdPort)];
+  for (const e of active) parts.push(Buffer.from('active name     <'), e.name, Buffer.from(`> at port ${e.port}, fd = ${e.fd}\n\0`));
+  for (const e of unused) parts.push(Buffer.from('old/unused name <'), e.name, Buffer.from(`>, port = ${e.port}, fd = ${e.fd} \n\0`));
+  return Buffer.concat(parts);
+}
+
+export const KILL_OK = Buffer.from('OK');
+export const KILL_REFUSED = Buffer.from('NO');
+export const STOP_DONE = Buffer.from('STOPPED');
+/** OTP falls through after NOEXIST and also sends STOPPED; its client reads only 7 bytes. */
+export const STOP_UNKNOWN = Buffer.from('NOEXISTSTOPPED');

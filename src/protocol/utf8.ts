@@ -1,0 +1,17 @@
+import { isUtf8 } from 'node:buffer';
+
+/**
+ * Strict UTF-8 check as OTP's epmd applies it to node names: no overlong forms, no surrogates,
+ * nothing above U+10FFFF, no stray or truncated sequences. Node's isUtf8 implements exactly the
+ * WHATWG definition of well-formed UTF-8, which is this set of rules.
+ */
+export function isStrictUtf8(bytes: Uint8Array): boolean {
+  return isUtf8(bytes);
+}
+
+/** Number of code points in well-formed UTF-8: every byte that is not a continuation byte starts one. */
+export function countCodePoints(bytes: Uint8Array): number {
+  let count = 0;
+  for (let i = 0; i < bytes.length; i++) if ((bytes[i]! & 0xc0) !== 0x80) count++;
+  return count;
+}

@@ -1,0 +1,352 @@
+import type net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FrameReader } from '../protocol/frame-reader.js';
+import {
+  decodeRequest,
+  isLocalOnly,
+  requestTypeOf,
+  type Alive2Request,
+  type Request,
+} from '../protocol/requests.js';
+import {
+  encodeAlive2Reply,
+  encodeDumpReply,
+  encodeNamesReply,
+  encodePort2Reply,
+  KILL_OK,
+  KILL_REFUSED,
+  STOP_DONE,
+  STOP_UNKNOWN,
+} from '../protocol/replies.js';
+import { creationFor, type Registration, type Registry } from '../registry/registry.js';
+import type { Logger } from '../log/logger.js';
+import { RateLimiter } from '../log/rate-limit.js';
+import { isLocalPeer } from './locality.js';
+import { socketFd } from './socket-fd.js';
+
+export interface ServerSettings {
+  /** Port reported in NAMES and DUMP replies (spec §5.3). */
+  reportedPort: number;
+  /** Seconds; connections that are not registrations close after this + 1 s without data. */
+  packetTimeout: number;
+  delayAcceptSeconds: number;
+  delayWriteSeconds: number;
+  relaxedCommandCheck: boolean;
+  /** Most simultaneous connections, registrations included. */
+  maxConnections: number;
+}
+
+export type UnregisterReason = 'closed' | 'data' | 'stopped' | 'reply-failed';
+
+/** What the daemon around the server wants to hear about (status, snapshots, fd store, exit). */
+export interface ServerHooks {
+  registered?(registration: Registration<Connection>): void;
+  unregistered?(registration: Registration<Connection>, reason: UnregisterReason): void;
+  /** A KILL_REQ was accepted; the reply has been sent. */
+  killRequested?(): void;
+}
+
+type Phase = 'reading' | 'replying' | 'registered' | 'closed';
+
+/** One accepted TCP connection; it carries exactly one request (spec §3). */
+export interface Connection {
+  readonly id: number;
+  readonly socket: net.Socket;
+  readonly local: boolean;
+  readonly peer: string;
+  phase: Phase;
+  reader: FrameReader;
+  registration?: Registration<Connection>;
+}
+
+/** Bytes OTP reads before it knows a frame's length; anything beyond is left unread (spec §4). */
+const OTP_FIRST_READ = 3059;
+
+type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
+
+/**
+ * The EPMD protocol over TCP: accepts connections from any number of listening sockets, reads one
+ * request per connection, answers it from the registry and enforces the limits. It never exits
+ * the process itself; KILL is reported through hooks.killRequested.
+ */
+export class EpmdServer {
+  /** Connections still waiting for a complete request, oldest first: the ones evicted under load. */
+  private readonly waiting = new Set<Connection>();
+  private readonly connections = new Set<Connection>();
+  private readonly violations = new RateLimiter<Violation>(20, 10_000);
+  private nextId = 1;
+
+  constructor(
+    private readonly settings: ServerSettings,
+    readonly registry: Registry<Connection>,
+    private readonly log: Logger,
+    private readonly hooks: ServerHooks = {},
+  ) {}
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Serves connections arriving on `listener` (any number of listeners may be attached). */
+  attach(listener: net.Server): void {
+    listener.on('connection', (socket) => this.accept(socket));
+    // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
+    listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
+  }
+
+  /** Closes every connection, registrations included (KILL, orderly exit). */
+  closeAll(): void {
+    for (const conn of this.connections) conn.socket.destroy();
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.connections.size >= this.settings.maxConnections && !this.evictOldestWaiting()) {
+      this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
+      socket.destroy();
+      return;
+    }
+    const fd = socketFd(socket);
+    const conn: Connection = {
+      id: fd >= 0 ? fd : this.nextId++,
+      socket,
+      local: isLocalPeer(socket.remoteAddress, socket.localAddress),
+      peer: formatPeer(socket),
+      phase: 'reading',
+      reader: new FrameReader(),
+    };
+    this.connections.add(conn);
+    this.waiting.add(conn);
+    this.log.trace({ peer: conn.peer, local: conn.local, conn: conn.id }, 'connection opened');
+
+    socket.on('error', (err) => this.log.trace({ conn: conn.id, err: err.message }, 'socket error'));
+    socket.on('close', () => this.closed(conn));
+    socket.on('timeout', () => {
+      this.log.debug({ peer: conn.peer, received: conn.reader.received }, 'idle connection closed');
+      socket.destroy();
+    });
+    socket.setTimeout((this.settings.packetTimeout + 1) * 1000);
+    socket.on('data', (chunk) => this.received(conn, chunk));
+    if (this.settings.delayAcceptSeconds > 0) {
+      socket.pause();
+      setTimeout(() => socket.resume(), this.settings.delayAcceptSeconds * 1000);
+    }
+  }
+
+  /** Makes room under the connection cap by dropping the oldest connection still without a request. */
+  private evictOldestWaiting(): boolean {
+    const oldest = this.waiting.values().next();
+    if (oldest.done) return false;
+    this.violation('overload', { peer: oldest.value.peer }, 'connection limit reached, evicting the oldest idle connection');
+    this.waiting.delete(oldest.value);
+    oldest.value.socket.destroy();
+    return true;
+  }
+
+  private closed(conn: Connection): void {
+    if (conn.phase === 'reading' && conn.reader.received > 0) {
+      this.violation('framing', { peer: conn.peer, received: conn.reader.received }, 'connection closed with a partial request');
+    }
+    conn.phase = 'closed';
+    this.connections.delete(conn);
+    this.waiting.delete(conn);
+    if (conn.registration) this.unregister(conn, 'closed');
+    this.log.trace({ conn: conn.id }, 'connection closed');
+  }
+
+  private received(conn: Connection, chunk: Buffer): void {
+    if (conn.phase === 'registered') return this.unexpectedData(conn);
+    if (conn.phase !== 'reading') return;
+    const result = conn.reader.push(chunk);
+    switch (result.kind) {
+      case 'incomplete':
+        return;
+      case 'bad-length':
+        this.violation('framing', { peer: conn.peer, length: result.length }, 'invalid packet size');
+        this.drop(conn);
+        return;
+      case 'surplus-in-first-read':
+        this.violation('framing', { peer: conn.peer, got: result.got, expected: result.expected }, 'more bytes than the request length');
+        this.drop(conn);
+        return;
+      case 'frame':
+        this.waiting.delete(conn);
+        conn.phase = 'replying';
+        conn.socket.setTimeout(0);
+        conn.socket.pause();
+        void this.dispatch(conn, result.payload, result.surplus);
+    }
+  }
+
+  /**
+   * Closes without a reply. If OTP would have left bytes unread, its close sends a reset; a reset
+   * is sent here too so clients see the same thing.
+   */
+  private drop(conn: Connection): void {
+    if (conn.reader.received > OTP_FIRST_READ) conn.socket.resetAndDestroy();
+    else conn.socket.destroy();
+  }
+
+  private async dispatch(conn: Connection, payload: Buffer, surplus: number): Promise<void> {
+    if (this.settings.delayAcceptSeconds > 0) await sleep(this.settings.delayAcceptSeconds * 1000);
+    const type = requestTypeOf(payload);
+    if (!type) {
+      this.violation('malformed', { peer: conn.peer, code: payload[0] }, 'unknown request code');
+      return this.drop(conn);
+    }
+    if (isLocalOnly(type) && !conn.local) {
+      this.violation('non-local', { peer: conn.peer, request: type }, 'request refused from a non-local address');
+      return this.drop(conn);
+    }
+    const request = decodeRequest(payload);
+    if (request.type === 'malformed') {
+      this.violation('malformed', { peer: conn.peer, request: request.request }, request.reason);
+      return this.drop(conn);
+    }
+    this.log.debug({ peer: conn.peer, request: request.type }, 'request');
+    await this.handle(conn, request);
+    if (conn.phase === 'registered' && surplus > 0) this.unexpectedData(conn);
+  }
+
+  /** A registration connection carries nothing after ALIVE2: any byte ends it (spec §3). */
+  private unexpectedData(conn: Connection): void {
+    this.unregister(conn, 'data');
+    conn.socket.destroy();
+  }
+
+  private handle(conn: Connection, request: Request): Promise<void> {
+    switch (request.type) {
+      case 'alive2':
+        return this.alive2(conn, request);
+      case 'port-please2':
+        return this.reply(conn, encodePort2Reply(this.registry.lookup(request.name)));
+      case 'names':
+        return this.names(conn);
+      case 'dump':
+        return this.dump(conn);
+      case 'kill':
+        return this.kill(conn);
+      case 'stop':
+        return this.stop(conn, request.name);
+    }
+  }
+
+  private async alive2(conn: Connection, request: Alive2Request): Promise<void> {
+    let reply: Buffer;
+    let registration: Registration<Connection> | undefined;
+    if (request.rejection) {
+      this.violation('rejected', { peer: conn.peer, node: displayName(request.name) }, request.rejection);
+      reply = encodeAlive2Reply(false, 0, request.highestVersion);
+    } else {
+      const result = this.registry.register(request, conn, conn.id);
+      if (result.ok) {
+        registration = result.registration;
+        conn.registration = registration;
+        this.log.info(
+          { event: 'register', node: displayName(request.name), port: request.port, creation: registration.creation, nodeType: request.nodeType, peer: conn.peer },
+          'node registered',
+        );
+        this.hooks.registered?.(registration);
+        reply = encodeAlive2Reply(true, creationFor(registration.creation, request.highestVersion), request.highestVersion);
+      } else {
+        this.violation('duplicate', { peer: conn.peer, node: displayName(request.name) }, 'node name already occupied');
+        reply = encodeAlive2Reply(false, 0, request.highestVersion);
+      }
+    }
+    // Even a failed registration keeps its connection open until the client closes it (spec Q2).
+    await this.delayWrite(1);
+    if (conn.phase === 'closed') return;
+    conn.phase = 'registered';
+    conn.socket.resume();
+    // One write: OTP nodes read the 6-byte reply as a unit (spec §16.2). If it cannot be written,
+    // undo only what this request registered (spec Q17).
+    conn.socket.write(reply, (err) => {
+      if (err && registration && conn.registration === registration) {
+        this.unregister(conn, 'reply-failed');
+        conn.socket.destroy();
+      }
+    });
+  }
+
+  private names(conn: Connection): Promise<void> {
+    const nodes = this.registry.newestFirst();
+    return this.reply(conn, encodeNamesReply(this.settings.reportedPort, nodes), nodes.length + 1);
+  }
+
+  private dump(conn: Connection): Promise<void> {
+    const active = this.registry.newestFirst();
+    const unused = this.registry.unusedOldestFirst();
+    return this.reply(conn, encodeDumpReply(this.settings.reportedPort, active, unused), active.length + unused.length + 1);
+  }
+
+  private async kill(conn: Connection): Promise<void> {
+    if (this.registry.size > 0 && !this.settings.relaxedCommandCheck) {
+      this.violation('disallowed', { peer: conn.peer }, 'KILL_REQ refused: nodes are registered');
+      return this.reply(conn, KILL_REFUSED);
+    }
+    await this.reply(conn, KILL_OK);
+    this.log.info({ peer: conn.peer }, 'KILL_REQ accepted, terminating');
+    this.hooks.killRequested?.();
+  }
+
+  private stop(conn: Connection, name: Buffer): Promise<void> {
+    if (!this.settings.relaxedCommandCheck) {
+      this.violation('disallowed', { peer: conn.peer }, 'STOP_REQ refused: relaxed command check is off');
+      this.drop(conn);
+      return Promise.resolve();
+    }
+    const target = this.registry.lookup(name);
+    if (!target) return this.reply(conn, STOP_UNKNOWN);
+    this.unregister(target.owner, 'stopped');
+    target.owner.socket.destroy();
+    return this.reply(conn, STOP_DONE);
+  }
+
+  /**
+   * Sends a reply and closes. The reply always leaves in one write; under -delay_write the delay
+   * is as long as OTP's, which sleeps before each of the `otpWrites` writes it would make.
+   */
+  private async reply(conn: Connection, bytes: Buffer, otpWrites = 1): Promise<void> {
+    await this.delayWrite(otpWrites);
+    if (conn.phase === 'closed') return;
+    // Closing right after the write, like OTP: the socket is paused, so waiting for the peer's
+    // FIN would keep it open for nothing.
+    await new Promise<void>((resolve) =>
+      conn.socket.end(bytes, () => {
+        conn.socket.destroy();
+        resolve();
+      }),
+    );
+  }
+
+  private async delayWrite(writes: number): Promise<void> {
+    if (this.settings.delayWriteSeconds > 0) await sleep(this.settings.delayWriteSeconds * 1000 * writes);
+  }
+
+  private unregister(conn: Connection, reason: UnregisterReason): void {
+    const registration = conn.registration;
+    if (!registration) return;
+    conn.registration = undefined;
+    if (!this.registry.unregister(registration)) return;
+    this.log.info(
+      { event: 'unregister', node: displayName(registration.name), port: registration.port, creation: registration.creation, reason, peer: conn.peer },
+      'node unregistered',
+    );
+    this.hooks.unregistered?.(registration, reason);
+  }
+
+  private violation(kind: Violation, fields: Record<string, unknown>, message: string): void {
+    const admitted = this.violations.admit(kind);
+    if (!admitted) return;
+    this.log.warn(admitted.dropped > 0 ? { ...fields, suppressed: admitted.dropped } : fields, message);
+  }
+}
+
+function formatPeer(socket: net.Socket): string {
+  const address = socket.remoteAddress ?? '?';
+  return address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`;
+}
+
+/** Node names are UTF-8 on the wire but arbitrary bytes may arrive; show them readably in logs. */
+export function displayName(name: Buffer): string {
+  return name.toString('utf8');
+}

@@ -1,0 +1,114 @@
+// Typed, lazy access to the sd_native.node addon (native/sd_native.c). Lazy because only a daemon
+// running under systemd needs it: development runs and most tests work without a compiled addon.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface SockInfo {
+  /** AF_* (AF_INET 2, AF_INET6 10, AF_UNIX 1). */
+  domain: number;
+  /** SOCK_* (SOCK_STREAM 1, SOCK_DGRAM 2). */
+  type: number;
+  /** IPPROTO_* (IPPROTO_TCP 6), 0 for AF_UNIX. */
+  protocol: number;
+  /** SO_ACCEPTCONN: the socket is listening. */
+  acceptConn: boolean;
+}
+
+export interface SdNative {
+  /**
+   * Sends `state` as one sd_notify datagram, with `fds` attached via SCM_RIGHTS. The address is
+   * `address` if given, else $NOTIFY_SOCKET read with getenv() at call time ("/path" or "@abstract").
+   * Returns false (sending nothing) when that is unset or empty. Throws an Error with .code/.errno/
+   * .syscall on failure (ENOENT, ECONNREFUSED, EAFNOSUPPORT for unsupported address forms, ...).
+   */
+  notify(state: string, fds?: readonly number[] | null, address?: string | null): boolean;
+  /** getsockopt SO_DOMAIN/SO_TYPE/SO_PROTOCOL/SO_ACCEPTCONN; null when fd is not a socket. */
+  sockInfo(fd: number): SockInfo | null;
+  setCloexec(fd: number, on: boolean): void;
+  /** memfd_create(name, MFD_CLOEXEC). */
+  memfdCreate(name: string): number;
+  /** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
+  getRlimitNofile(): { soft: number; hard: number };
+}
+
+export const ADDON_FILE = 'sd_native.node';
+export const SYSTEM_ADDON_PATH = '/usr/lib/epmd-ng/sd_native.node';
+
+/** The directory of this module's file: src/systemd under vitest/tsx, dist/ inside the esbuild bundle. */
+function moduleDir(): string | null {
+  // import.meta.url, not process.argv[1]: argv[1] is vitest's own script under test, and Node already
+  // resolves symlinks (/usr/bin/epmd-ng -> .../dist/epmd-ng.js) for the main module's URL.
+  return import.meta.url.startsWith('file:') ? path.dirname(fileURLToPath(import.meta.url)) : null;
+}
+
+/** The nearest directory at or above `dir` holding a package.json: the repo (or installed package) root. */
+function packageRoot(dir: string): string | null {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (existsSync(path.join(d, 'package.json'))) return d;
+    if (path.dirname(d) === d) return null;
+  }
+}
+
+/** Where the addon is looked for, in order; the first that exists is loaded. */
+export function addonCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const out: string[] = [];
+  if (env.EPMD_NG_NATIVE) out.push(path.resolve(env.EPMD_NG_NATIVE));
+  const dir = moduleDir();
+  if (dir) {
+    out.push(path.join(dir, ADDON_FILE));
+    const root = packageRoot(dir);
+    if (root) out.push(path.join(root, 'build', ADDON_FILE));
+  }
+  out.push(SYSTEM_ADDON_PATH);
+  return [...new Set(out)];
+}
+
+let cached: { addon: SdNative } | { error: Error } | undefined;
+
+/**
+ * Loads the addon from the first existing candidate, once per process. Throws a clear Error when none
+ * exists or the one found fails to load (a broken file is reported, not skipped, so a stale or
+ * wrong-architecture build does not silently lose to another copy).
+ */
+export function loadNative(): SdNative {
+  if (!cached) cached = tryLoad();
+  if ('error' in cached) throw cached.error;
+  return cached.addon;
+}
+
+/** Like loadNative(), but null instead of throwing (for optional uses such as fd classification). */
+export function tryLoadNative(): SdNative | null {
+  try {
+    return loadNative();
+  } catch {
+    return null;
+  }
+}
+
+function tryLoad(): { addon: SdNative } | { error: Error } {
+  const prefix = 'systemd notification support (sd_native.node) is missing: ';
+  const candidates = addonCandidates();
+  const file = candidates.find((f) => existsSync(f));
+  if (!file) {
+    return {
+      error: new Error(
+        `${prefix}none of ${candidates.join(', ')} exists; build it with \`node scripts/build-native.mjs\` ` +
+          'or point EPMD_NG_NATIVE at it',
+      ),
+    };
+  }
+  try {
+    // A local createRequire, never a module-level `require`: the bundle's banner defines that name.
+    const load = createRequire(import.meta.url);
+    return { addon: load(file) as SdNative };
+  } catch (err) {
+    return { error: new Error(`${prefix}loading ${file} failed: ${(err as Error).message}`, { cause: err }) };
+  }
+}
+
+/** Forgets the cached load result (tests only). */
+export function resetNativeForTests(): void {
+  cached = undefined;
+}
