@@ -182,12 +182,12 @@ sdh_boot_id() { cat /proc/sys/kernel/random/boot_id; }
 # Succeeds when PID is a live (not zombie) process that started at clock tick START
 # (/proc/PID/stat field 22), so that a reused PID is never mistaken for ours.
 sdh_alive_since() {
-  local stat
+  local start=$2 stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
   # shellcheck disable=SC2086
   set -- $stat
-  [[ $1 != Z && $1 != X && ${20} == "$2" ]]
+  [[ $1 != Z && $1 != X && ${20} == "$start" ]]
 }
 # Direct children of PID, one per line.
 sdh_children() {

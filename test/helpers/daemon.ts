@@ -59,6 +59,8 @@ export interface StartOptions {
   port?: number;
   /** Do not pass -port; the caller's args or env choose it (port is still used for the readiness probe). */
   noPortFlag?: boolean;
+  /** Command to run the daemon under, e.g. ['prlimit', '--nofile=100:100']. */
+  wrapper?: string[];
 }
 
 /**
@@ -69,7 +71,7 @@ export async function startDaemon(args: string[] = [], opts: StartOptions = {}):
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = opts.port ?? (await freePort());
-    const [cmd, ...prefix] = daemonCommand();
+    const [cmd, ...prefix] = [...(opts.wrapper ?? []), ...daemonCommand()];
     const argv = [...prefix, ...(opts.noPortFlag ? [] : ['-port', String(port)]), ...args];
     const proc = spawn(cmd!, argv, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
