@@ -3,7 +3,8 @@ import type { NodeInfo } from './requests.js';
 
 /**
  * ALIVE2 reply. Nodes announcing distribution version 6 or later get the 32-bit form (`v`),
- * older ones the 16-bit form (`y`) with the creation folded into 1..3 (spec §5.1 step 7, §6).
+ * older ones the 16-bit form (`y`) (spec §5.1 step 7); `creation` is already the value for that
+ * form (see creationFor in the registry).
  */
 export function encodeAlive2Reply(ok: boolean, creation: number, highestVersion: number): Buffer {
   if (highestVersion >= 6) {
@@ -16,7 +17,7 @@ export function encodeAlive2Reply(ok: boolean, creation: number, highestVersion:
   const reply = Buffer.alloc(4);
   reply[0] = ReplyCode.ALIVE2_RESP;
   reply[1] = ok ? 0 : 1;
-  reply.writeUInt16BE(ok ? (creation % 3) + 1 : ERROR_CREATION, 2);
+  reply.writeUInt16BE(ok ? creation & 0xffff : ERROR_CREATION, 2);
   return reply;
 }
 
