@@ -28,6 +28,7 @@ export function listenFds(env: NodeJS.ProcessEnv, pid: number): ListenFd[] {
     throw new Error(`invalid LISTEN_FDS=${JSON.stringify(countText)}`);
   }
   const count = Number(countText);
+  if (count === 0) return [];
 
   const namesText = env.LISTEN_FDNAMES;
   const names = namesText === undefined ? Array<string>(count).fill('unknown') : namesText.split(':');

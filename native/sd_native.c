@@ -1,0 +1,341 @@
+// sd_native: the few Linux system calls epmd-ng needs to live under systemd that Node has no API for.
+//
+// - notify(state, fds?, address?) -> bool: one sd_notify datagram, optionally carrying fds (FDSTORE).
+//   Node's dgram has no AF_UNIX and net has no SOCK_DGRAM, so this cannot be done in JS.
+// - sockInfo(fd) -> {domain, type, protocol, acceptConn} | null: tells inherited listening sockets from
+//   stored connections (Node has no getsockopt).
+// - setCloexec(fd, on), memfdCreate(name), getRlimitNofile() -> {soft, hard}.
+//
+// Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
+// libraries), no node-addon-api (C++). NAPI_VERSION 8 keeps the binary loadable by Node 18 and every
+// later major without a rebuild.
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+// Node-style errno names for Error.code. A switch rather than strerrorname_np (glibc >= 2.32 only).
+static const char *errno_name(int e) {
+  switch (e) {
+#define E(x) case x: return #x;
+    E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT)
+    E(ENOTDIR) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOSPC) E(EPIPE) E(ENAMETOOLONG) E(ENOSYS) E(ELOOP)
+    E(ENOTSOCK) E(EDESTADDRREQ) E(EMSGSIZE) E(EPROTOTYPE) E(EOPNOTSUPP) E(EAFNOSUPPORT)
+    E(EADDRNOTAVAIL) E(ENOBUFS) E(ECONNRESET) E(ECONNREFUSED) E(ETOOMANYREFS) E(ENOTCONN)
+#undef E
+    default: return "EUNKNOWN";
+  }
+}
+
+// Throws an Error shaped like Node's system errors: message "<syscall> <CODE>: <strerror>[ (<detail>)]",
+// .code, .errno (negative, as libuv reports it) and .syscall.
+static void throw_errno(napi_env env, int e, const char *syscall, const char *detail) {
+  char msg[512];
+  snprintf(msg, sizeof msg, "%s %s: %s%s%s%s", syscall, errno_name(e), strerror(e),
+           detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
+  napi_value code, text, err, num, sys;
+  napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, code, text, &err);  // also sets err.code
+  napi_create_int32(env, -e, &num);
+  napi_set_named_property(env, err, "errno", num);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
+  napi_set_named_property(env, err, "syscall", sys);
+  napi_throw(env, err);
+}
+
+// Reads an fd: a non-negative integral number; throws TypeError and returns -1 otherwise.
+static int get_fd(napi_env env, napi_value v, const char *what) {
+  napi_valuetype t;
+  double d = -1;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_double(env, v, &d) != napi_ok ||
+      !(d >= 0 && d <= INT32_MAX && d == (double)(int)d)) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  return (int)d;
+}
+
+// Returns a malloc'ed NUL-terminated copy of a JS string (length in *len), or NULL after throwing.
+static char *get_string(napi_env env, napi_value v, size_t *len, const char *what) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return NULL;
+  }
+  size_t n = 0;
+  napi_get_value_string_utf8(env, v, NULL, 0, &n);
+  char *s = malloc(n + 1);
+  if (!s) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  napi_get_value_string_utf8(env, v, s, n + 1, &n);
+  if (len) *len = n;
+  return s;
+}
+
+static int is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) != napi_ok || t == napi_undefined || t == napi_null;
+}
+
+// Fills *sa from a NOTIFY_SOCKET value the way sd_notify does: "/path" is a filesystem socket (length
+// includes the NUL), "@name" is an abstract socket (leading NUL, length excludes any trailing NUL,
+// because abstract names are matched byte for byte). Anything else (e.g. systemd 254's "vsock:") is
+// not supported by this code. Returns the address length, or -errno.
+static int notify_addr(const char *e, struct sockaddr_un *sa) {
+  size_t l = strlen(e);
+  if (e[0] != '/' && e[0] != '@') return -EAFNOSUPPORT;
+  if (l < 2) return -EINVAL;
+  if (l > sizeof(sa->sun_path) - (e[0] == '/')) return -ENAMETOOLONG;
+  memset(sa, 0, sizeof *sa);
+  sa->sun_family = AF_UNIX;
+  memcpy(sa->sun_path, e, l);
+  if (e[0] == '@') {
+    sa->sun_path[0] = '\0';
+    return (int)(offsetof(struct sockaddr_un, sun_path) + l);
+  }
+  return (int)(offsetof(struct sockaddr_un, sun_path) + l + 1);
+}
+
+// notify(state: string, fds?: number[] | null, address?: string): boolean
+// address defaults to getenv("NOTIFY_SOCKET") at call time; an unset or empty address returns false.
+// The optional address lets the JS side pass its own view of the environment: in a worker thread
+// process.env is a copy that getenv() here would not see.
+static napi_value js_notify(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "notify(state, fds?, address?): state must be a string");
+    return NULL;
+  }
+
+  size_t state_len = 0;
+  char *state = get_string(env, argv[0], &state_len, "notify: state must be a string");
+  char *addr_arg = NULL;
+  int *fds = NULL;
+  uint32_t nfds = 0;
+  if (!state) return NULL;
+
+  if (argc >= 2 && !is_nullish(env, argv[1])) {
+    bool is_array = false;
+    napi_is_array(env, argv[1], &is_array);
+    if (!is_array) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "notify: fds must be an array of fd numbers");
+      goto out;
+    }
+    napi_get_array_length(env, argv[1], &nfds);
+    if (nfds > 0) {
+      fds = calloc(nfds, sizeof(int));
+      if (!fds) {
+        napi_throw_error(env, "ENOMEM", "out of memory");
+        goto out;
+      }
+    }
+    for (uint32_t i = 0; i < nfds; i++) {
+      napi_value el;
+      napi_get_element(env, argv[1], i, &el);
+      if ((fds[i] = get_fd(env, el, "notify: fds must be non-negative integers")) < 0) goto out;
+    }
+  }
+
+  const char *addr;
+  if (argc >= 3 && !is_nullish(env, argv[2])) {
+    if (!(addr_arg = get_string(env, argv[2], NULL, "notify: address must be a string"))) goto out;
+    addr = addr_arg;
+  } else {
+    addr = getenv("NOTIFY_SOCKET");
+  }
+  if (!addr || !*addr) {
+    napi_get_boolean(env, false, &result);
+    goto out;
+  }
+
+  struct sockaddr_un sa;
+  int salen = notify_addr(addr, &sa);
+  if (salen < 0) {
+    throw_errno(env, -salen, "notify", addr);
+    goto out;
+  }
+
+  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) {
+    throw_errno(env, errno, "socket", NULL);
+    goto out;
+  }
+
+  struct iovec iov = {.iov_base = state, .iov_len = state_len};
+  struct msghdr mh = {.msg_name = &sa, .msg_namelen = (socklen_t)salen, .msg_iov = &iov, .msg_iovlen = 1};
+  char *cbuf = NULL;
+  if (nfds > 0) {
+    size_t clen = CMSG_SPACE(sizeof(int) * nfds);
+    if (!(cbuf = calloc(1, clen))) {
+      close(sock);
+      napi_throw_error(env, "ENOMEM", "out of memory");
+      goto out;
+    }
+    mh.msg_control = cbuf;
+    mh.msg_controllen = clen;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  }
+  // No SCM_CREDENTIALS needed: PID 1 sets SO_PASSCRED, so the kernel attaches our pid itself.
+  // A blocking send, as libsystemd's: the datagram is tiny and PID 1 drains its queue promptly.
+  ssize_t n;
+  do n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  int saved = errno;
+  close(sock);
+  free(cbuf);
+  if (n < 0) {
+    throw_errno(env, saved, "sendmsg", addr);
+    goto out;
+  }
+  napi_get_boolean(env, true, &result);
+
+out:
+  free(state);
+  free(addr_arg);
+  free(fds);
+  return result;
+}
+
+static int getsockopt_int(int fd, int opt, int *val) {
+  socklen_t l = sizeof *val;
+  return getsockopt(fd, SOL_SOCKET, opt, val, &l);
+}
+
+static void set_int(napi_env env, napi_value obj, const char *name, int v) {
+  napi_value x;
+  napi_create_int32(env, v, &x);
+  napi_set_named_property(env, obj, name, x);
+}
+
+// sockInfo(fd: number): {domain, type, protocol, acceptConn} | null (null: fd is open but not a socket).
+static napi_value js_sock_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], obj, b;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = argc >= 1 ? get_fd(env, argv[0], "sockInfo: fd must be a non-negative integer") : -1;
+  if (fd < 0) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sockInfo(fd): fd is required");
+    return NULL;
+  }
+  int domain, type, protocol, accepting;
+  if (getsockopt_int(fd, SO_DOMAIN, &domain) < 0) {
+    if (errno == ENOTSOCK) {
+      napi_get_null(env, &obj);
+      return obj;
+    }
+    throw_errno(env, errno, "getsockopt", "SO_DOMAIN");
+    return NULL;
+  }
+  if (getsockopt_int(fd, SO_TYPE, &type) < 0 || getsockopt_int(fd, SO_PROTOCOL, &protocol) < 0 ||
+      getsockopt_int(fd, SO_ACCEPTCONN, &accepting) < 0) {
+    throw_errno(env, errno, "getsockopt", NULL);
+    return NULL;
+  }
+  napi_create_object(env, &obj);
+  set_int(env, obj, "domain", domain);
+  set_int(env, obj, "type", type);
+  set_int(env, obj, "protocol", protocol);
+  napi_get_boolean(env, accepting != 0, &b);
+  napi_set_named_property(env, obj, "acceptConn", b);
+  return obj;
+}
+
+// setCloexec(fd: number, on: boolean): void
+static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on = true;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = argc >= 1 ? get_fd(env, argv[0], "setCloexec: fd must be a non-negative integer") : -1;
+  if (fd < 0) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setCloexec(fd, on): fd is required");
+    return NULL;
+  }
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setCloexec: on must be a boolean");
+    return NULL;
+  }
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0) {
+    throw_errno(env, errno, "fcntl", NULL);
+  }
+  return NULL;
+}
+
+// memfdCreate(name: string): number. Close-on-exec, so the state never leaks into child processes; the
+// fd store holds its own copy.
+static napi_value js_memfd_create(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "memfdCreate(name): name is required");
+    return NULL;
+  }
+  char *name = get_string(env, argv[0], NULL, "memfdCreate: name must be a string");
+  if (!name) return NULL;
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  int saved = errno;
+  free(name);
+  if (fd < 0) {
+    throw_errno(env, saved, "memfd_create", NULL);
+    return NULL;
+  }
+  napi_create_int32(env, fd, &out);
+  return out;
+}
+
+// RLIM_INFINITY becomes Infinity; real limits fit a double exactly.
+static napi_value limit_value(napi_env env, rlim_t v) {
+  napi_value x;
+  napi_create_double(env, v == RLIM_INFINITY ? (double)INFINITY : (double)v, &x);
+  return x;
+}
+
+// getRlimitNofile(): {soft, hard}
+static napi_value js_get_rlimit_nofile(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit rl;
+  napi_value obj;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+    throw_errno(env, errno, "getrlimit", NULL);
+    return NULL;
+  }
+  napi_create_object(env, &obj);
+  napi_set_named_property(env, obj, "soft", limit_value(env, rl.rlim_cur));
+  napi_set_named_property(env, obj, "hard", limit_value(env, rl.rlim_max));
+  return obj;
+}
+
+// No global state, so the module is safe to load in several contexts (worker threads, vitest).
+NAPI_MODULE_INIT() {
+  napi_property_descriptor props[] = {
+      {"notify", NULL, js_notify, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sockInfo", NULL, js_sock_info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setCloexec", NULL, js_set_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getRlimitNofile", NULL, js_get_rlimit_nofile, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  return exports;
+}
