@@ -18,6 +18,10 @@ export interface DaemonConfig {
   daemonize: boolean;
   maxConnections: number;
   logFormat: LogFormat | undefined;
+  /** Explicit log level (EPMD_NG_LOG_LEVEL); otherwise -d decides. */
+  logLevel: string | undefined;
+  /** EnvironmentFile re-read on SIGHUP (EPMD_NG_ENV_FILE). */
+  envFile: string | undefined;
 }
 
 export type Resolved<T> = { ok: true; value: T } | { ok: false; message: string };
@@ -67,8 +71,8 @@ const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty', 'journal'];
 export function resolveDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv, fdLimit = openFileLimit()): Resolved<DaemonConfig> {
   const port = resolvePort(flags.port, env);
   if (!port.ok) return port;
-  const maxConnections = positiveFromEnv(env, 'EPMD_NG_MAX_CONNECTIONS');
-  if (!maxConnections.ok) return maxConnections;
+  const reloadable = resolveReloadable(env);
+  if (!reloadable.ok) return reloadable;
   const logFormat = env.EPMD_NG_LOG_FORMAT;
   if (logFormat && !LOG_FORMATS.includes(logFormat as LogFormat)) {
     return { ok: false, message: `EPMD_NG_LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}, got "${logFormat}"` };
@@ -87,8 +91,46 @@ export function resolveDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv, 
       debug: flags.debug,
       systemd: flags.systemd,
       daemonize: flags.daemonize,
-      maxConnections: maxConnections.value ?? defaultMaxConnections(fdLimit),
+      maxConnections: reloadable.value.maxConnections ?? defaultMaxConnections(fdLimit),
       logFormat: (logFormat || undefined) as LogFormat | undefined,
+      logLevel: reloadable.value.logLevel,
+      envFile: env.EPMD_NG_ENV_FILE || undefined,
     },
   };
+}
+
+/** Settings a running daemon can change on SIGHUP (`systemctl reload`). */
+export interface ReloadableSettings {
+  logLevel: string | undefined;
+  maxConnections: number | undefined;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function resolveReloadable(env: NodeJS.ProcessEnv): Resolved<ReloadableSettings> {
+  const maxConnections = positiveFromEnv(env, 'EPMD_NG_MAX_CONNECTIONS');
+  if (!maxConnections.ok) return maxConnections;
+  const logLevel = env.EPMD_NG_LOG_LEVEL || undefined;
+  if (logLevel && !LOG_LEVELS.includes(logLevel)) {
+    return { ok: false, message: `EPMD_NG_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"` };
+  }
+  return { ok: true, value: { logLevel, maxConnections: maxConnections.value } };
+}
+
+/**
+ * Reads a systemd EnvironmentFile= (KEY=value lines, # comments, optional quotes) so that a reload
+ * sees the values an operator just edited; systemd itself only reads the file at start.
+ */
+export function parseEnvironmentFile(text: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line || line.startsWith('#') || line.startsWith(';')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2]!;
+    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]!)) value = value.slice(1, -1);
+    vars[m[1]!] = value;
+  }
+  return vars;
 }

@@ -3,7 +3,7 @@ import { runClientCommand, runJsonQuery, type ClientOutcome } from './cli/client
 import { OTP_USAGE, parseOtpArgs, type ClientCommand, type DaemonFlags } from './cli/otp-args.js';
 import { resolveDaemonConfig, resolvePort } from './config.js';
 import { daemonize, runDaemon } from './daemon.js';
-import { createLogger, levelForDebug } from './log/logger.js';
+import { createLogger, levelForDebug, type Level } from './log/logger.js';
 import { VERSION } from './version.js';
 
 /** One readable line on stderr and exit 1: how every bad flag or setting is reported. */
@@ -35,14 +35,9 @@ async function daemon(flags: DaemonFlags, argv: readonly string[]): Promise<void
     daemonize(argv);
     process.exit(0);
   }
-  const log = createLogger(levelForDebug(config.debug), config.logFormat);
-  const running = await runDaemon(config, log);
-  if (!('server' in running)) {
-    if (running.message) log.error(running.message);
-    process.exit(running.code);
-  }
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => running.stop(signal));
-  const exit = await running.done;
+  const log = createLogger((config.logLevel as Level | undefined) ?? levelForDebug(config.debug), config.logFormat);
+  const exit = await runDaemon(config, log);
+  if (exit.message) log.error(exit.message);
   process.exit(exit.code);
 }
 

@@ -3,6 +3,7 @@ import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
 export type { Logger };
+export type Level = pino.Level;
 export type LogFormat = 'json' | 'pretty' | 'journal';
 
 /** OTP's -d count maps onto log levels: none → info, one → debug (per request), more → trace. */

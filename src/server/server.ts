@@ -87,6 +87,11 @@ export class EpmdServer {
     return this.connections.size;
   }
 
+  /** New cap for later connections (reload); open connections are not closed to meet it. */
+  setMaxConnections(limit: number): void {
+    this.settings.maxConnections = limit;
+  }
+
   /** Serves connections arriving on `listener` (any number of listeners may be attached). */
   attach(listener: net.Server): void {
     listener.on('connection', (socket) => this.accept(socket));
