@@ -20,12 +20,12 @@ fi
 # an orphaned container systemd may still run in our cgroup. Clean up before reusing the name.
 if [[ -e $SDH_STATE/nspawn.pid ]] || [[ -n $(for d in $(sdh_cgroup_dirs); do [[ -d $d ]] && echo "$d"; done) ]]; then
   sdh_log "cleaning up what an earlier '$SDH_NAME' left behind"
-  sdh_stop_container
+  sdh_stop_container "$SDH_STOP_TIMEOUT"
 fi
 
 # The root: build-root.sh is quick when it is cached. Hold the build lock shared while starting
 # so that no prune can remove the root under us.
-for attempt in 1 2 3; do
+for _ in 1 2 3; do
   root=$(bash "$SDH_DIR/build-root.sh") || sdh_die "no root to boot"
   sdh_lock_build -s || sdh_die "timed out waiting for the build lock"
   [[ -d $root ]] && break
@@ -60,17 +60,18 @@ for d in "${cgdirs[@]}"; do mkdir -p "$d"; done
   fi
   exec setsid systemd-nspawn --quiet --register=no --keep-unit --boot \
     --machine="$SDH_NAME" --directory="$root" --volatile=overlay \
-    --link-journal=no --resolv-conf=off --timezone=off --console=read-only \
+    --link-journal=no --resolv-conf=off --timezone=off --console=read-only --setenv=SYSTEMD_COLORS=0 \
     --private-network --bind="$SDH_SHARE:/host"
 ) </dev/null >"$SDH_STATE/console.log" 2>&1 &
 sdh_record_nspawn "$!"
+disown
 sdh_unlock_build
 
 fail() {
   sdh_log "error: $*"
-  sdh_log "last lines of the container's console ($SDH_STATE/console.log):"
+  sdh_log "last lines of the container's console:"
   tail -n 40 "$SDH_STATE/console.log" | sed 's/^/  | /' >&2
-  sdh_stop_container
+  sdh_stop_container 3
   exit 1
 }
 
@@ -79,17 +80,22 @@ fail() {
 deadline=$((SECONDS + SDH_BOOT_TIMEOUT))
 while :; do
   sdh_nspawn_pid >/dev/null || fail "systemd-nspawn exited during boot"
-  leader=$(sdh_leader) && [[ -S /proc/$leader/root/run/systemd/private ]] && break
+  if leader=$(sdh_leader) && [[ -S /proc/$leader/root/run/systemd/private ]]; then
+    # The root's /etc/hosts only has localhost; add this container's name (the write goes to
+    # the container's throw-away overlay).
+    printf '127.0.1.1\t%s\n' "$SDH_NAME" >>"/proc/$leader/root/etc/hosts"
+    break
+  fi
   ((SECONDS < deadline)) || fail "the container's systemd did not start within ${SDH_BOOT_TIMEOUT} s"
   sleep 0.02
 done
 
-state=$(timeout "$((deadline - SECONDS + 1))" "$SDH_DIR/exec.sh" systemctl is-system-running --wait 2>&1) || true
+state=$(timeout "$((deadline - SECONDS + 1))" bash "$SDH_DIR/exec.sh" systemctl is-system-running --wait 2>&1) || true
 case $state in
   running) ;;
   degraded)
     sdh_log "warning: '$SDH_NAME' booted degraded; failed units:"
-    "$SDH_DIR/exec.sh" systemctl --failed --no-legend --plain | sed 's/^/  | /' >&2 || true
+    bash "$SDH_DIR/exec.sh" systemctl --failed --no-legend --plain | sed 's/^/  | /' >&2 || true
     ;;
   *) fail "the container's systemd did not reach 'running' (is-system-running: ${state:-timeout})" ;;
 esac

@@ -68,7 +68,7 @@ remove_root() {
 # The caller holds the build lock exclusively, so no build or boot is half-way.
 prune_roots() {
   local current=$1 recipe live d key stamp kept=0
-  recipe=${current##*/$SDH_SUITE-}
+  recipe=${current##*/"$SDH_SUITE"-}
   recipe=${recipe%-*}
   live=$(sdh_live_roots)
   for d in "$SDH_ROOTS"/.build-*; do
@@ -80,7 +80,7 @@ prune_roots() {
     if grep -qxF -- "$d" <<<"$live"; then
       continue
     fi
-    key=${d##*/$SDH_SUITE-}
+    key=${d##*/"$SDH_SUITE"-}
     if [[ ${key%-*} == "$recipe" ]] && ((++kept < SDH_KEEP_VARIANTS)); then
       continue
     fi
@@ -98,7 +98,7 @@ build_root() {
   tmp=$SDH_ROOTS/.build-$key-$$
   mkdir -p "$SDH_ROOTS"
   t0=$(sdh_clock)
-  sdh_log "building the root $root (packages: $(sdh_packages | paste -sd' ' -); sources: $(sdh_sources))"
+  sdh_log "building the root $root (packages: $(sdh_packages | paste -sd' ' -); sources: $(sdh_sources | paste -sd';' -))"
   if ! sdh_mmdebstrap "$tmp" "$key" >&2 || ! sdh_finish_root "$tmp"; then
     [[ -d $tmp ]] && remove_root "$tmp"
     sdh_die "building the root failed (see mmdebstrap's output above)"

@@ -19,7 +19,9 @@ leader=$(sdh_leader) || { sdh_log "error: container '$SDH_NAME' is not running";
 # also catches anything started this way that outlives the command.
 for d in $(sdh_cgroup_dirs); do
   [[ -d $d ]] || continue
-  mkdir -p "$d/exec" 2>/dev/null && echo $$ >"$d/exec/cgroup.procs" 2>/dev/null || true
+  if mkdir -p "$d/exec" 2>/dev/null; then
+    echo $$ >"$d/exec/cgroup.procs" 2>/dev/null || true
+  fi
 done
 
 exec nsenter --target "$leader" --mount --uts --ipc --net --pid --cgroup --root --wd -- \

@@ -18,10 +18,12 @@
 #   SDH_UNIFIED   1 (default): the container gets a pure cgroup2 tree, like a real Debian 12 or
 #                 RHEL 9 host. 0: nspawn picks the layout from the host (hybrid on a hybrid host).
 #   SDH_SHARE     host directory bind-mounted read-write at /host in the container
-#                 (default: $SDH_HOME/share/$SDH_NAME, emptied by boot.sh; a custom one is not).
-#   SDH_SOURCES   apt sources for the root: a .sources/.list file or a mirror URL (default: the
-#                 host's /etc/apt/sources.list.d/debian.sources, else /etc/apt/sources.list, else
-#                 http://deb.debian.org/debian). Must serve bookworm; part of the cache key.
+#                 (default: $SDH_HOME/share/$SDH_NAME, created empty by boot.sh and removed by
+#                 stop.sh; a custom one is never emptied or removed).
+#   SDH_SOURCES   apt sources for the root: a .sources/.list file, a mirror URL or 'deb ...' lines
+#                 (one per line; default: the host's /etc/apt/sources.list.d/debian.sources, else
+#                 /etc/apt/sources.list, else deb.debian.org's bookworm, -updates and -security).
+#                 Must serve bookworm with Debian's nodejs 18; part of the cache key.
 #   SDH_BOOT_TIMEOUT  seconds to wait for the container's systemd to finish booting (default 90).
 #   SDH_STOP_TIMEOUT  seconds to wait for a clean poweroff before killing (default 20).
 #   SDH_KEEP_VARIANTS how many roots of the current recipe (differing only in SDH_PACKAGES) to
@@ -41,7 +43,7 @@ SDH_BOOT_TIMEOUT=${SDH_BOOT_TIMEOUT:-90}
 SDH_STOP_TIMEOUT=${SDH_STOP_TIMEOUT:-20}
 SDH_KEEP_VARIANTS=${SDH_KEEP_VARIANTS:-4}
 
-# The recipe. Anything here, the customisation function in build-root.sh and the apt sources go
+# The recipe. Anything here, the recipe functions below and the apt sources go
 # into the cache key, so changing them builds a fresh root.
 SDH_RECIPE_VERSION=1
 SDH_SUITE=bookworm
@@ -51,6 +53,7 @@ SDH_BASE_PACKAGES="systemd systemd-sysv dbus iproute2 procps python3-minimal rpm
 SDH_NODE_MAJOR=18
 
 # Host commands the harness needs, and the Debian packages that provide them.
+# shellcheck disable=SC2034 # used by build-root.sh
 SDH_HOST_TOOLS="systemd-nspawn:systemd-container mmdebstrap:mmdebstrap"
 
 SDH_ROOTS=$SDH_HOME/roots
@@ -83,7 +86,7 @@ sdh_packages() {
   printf '%s\n' $SDH_BASE_PACKAGES ${SDH_PACKAGES//,/ } | sort -u
 }
 
-# What mmdebstrap is given as its mirror argument (a file path or a URL).
+# What mmdebstrap is given as mirror arguments, one per line: a sources file, or apt lines.
 sdh_sources() {
   if [[ -n $SDH_SOURCES ]]; then
     echo "$SDH_SOURCES"
@@ -92,7 +95,9 @@ sdh_sources() {
   elif [[ -s /etc/apt/sources.list ]] && grep -q '^[[:space:]]*deb[[:space:]]' /etc/apt/sources.list; then
     echo /etc/apt/sources.list
   else
-    echo http://deb.debian.org/debian
+    echo "deb http://deb.debian.org/debian $SDH_SUITE main"
+    echo "deb http://deb.debian.org/debian $SDH_SUITE-updates main"
+    echo "deb http://deb.debian.org/debian-security $SDH_SUITE-security main"
   fi
 }
 
@@ -106,7 +111,8 @@ sdh_cache_key() {
   src=$(sdh_sources)
   recipe=$({
     echo "recipe=$SDH_RECIPE_VERSION suite=$SDH_SUITE arch=$(dpkg --print-architecture)"
-    echo "base=$SDH_BASE_PACKAGES node=$SDH_NODE_MAJOR sources=$src"
+    echo "base=$SDH_BASE_PACKAGES node=$SDH_NODE_MAJOR"
+    echo "$src"
     if [[ -f $src ]]; then grep -v '^[[:space:]]*#' "$src"; fi
     declare -f sdh_mmdebstrap sdh_customize_root sdh_finish_root
   } | sha256sum | cut -c1-12)
@@ -122,12 +128,17 @@ sdh_root_dir() { echo "$SDH_ROOTS/$SDH_SUITE-$1"; }
 # reads apt sources from a non-tty stdin. $2 is the cache key, handed to the customize hook.
 sdh_mmdebstrap() {
   local root=$1 key=$2 hook
+  local -a sources
   hook="bash $(printf %q "$SDH_DIR/build-root.sh") --customize \"\$1\" $key"
-  mmdebstrap --mode=root --format=directory --variant=minbase \
+  mapfile -t sources < <(sdh_sources)
+  # In a private mount namespace: the /proc, /sys and /dev that mmdebstrap mounts into the root
+  # vanish with it even when it is killed, and are never visible to an `rm -rf` on the host.
+  unshare --mount --propagation private \
+    mmdebstrap --mode=root --format=directory --variant=minbase \
     --include="$(sdh_packages | paste -sd, -)" \
     --aptopt='Acquire::Retries "3"' \
     --customize-hook="$hook" \
-    "$SDH_SUITE" "$root" "$(sdh_sources)" </dev/null
+    "$SDH_SUITE" "$root" "${sources[@]}" </dev/null
 }
 
 # Runs as mmdebstrap's customize hook (the root has /proc, /sys and /dev mounted): makes the root
@@ -142,6 +153,11 @@ sdh_customize_root() {
   for u in getty.target getty@.service serial-getty@.service console-getty.service container-getty@.service; do
     ln -sfn /dev/null "$r/etc/systemd/system/$u"
   done
+  # mmdebstrap copies the host's /etc/hostname; without one, the container keeps the hostname
+  # nspawn gives it, the machine name (boot.sh also maps it to 127.0.1.1 in /etc/hosts, as the
+  # Debian installer does, so Erlang nodes can reach each other by short name).
+  rm -f "$r/etc/hostname"
+  printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$r/etc/hosts"
   mkdir -p "$r/etc/systemd/journald.conf.d"
   printf '[Journal]\nStorage=volatile\n' >"$r/etc/systemd/journald.conf.d/sdh.conf"
   # erlang-base's postinst enables its epmd.socket. Disable it (not mask) so that port 4369 is
@@ -206,13 +222,14 @@ sdh_children() {
   return 0
 }
 
-# Prints the host PID of this container's systemd-nspawn if it is running (as recorded by
+# Prints the host PID of this container's (or, given its state dir, another container's)
+# systemd-nspawn if it is running (as recorded by
 # boot.sh, checked against the boot id and the process start time, so a reused PID is never
 # mistaken for it). Returns 1 otherwise.
 sdh_nspawn_pid() {
-  local pid start boot
-  [[ -r $SDH_STATE/nspawn.pid ]] || return 1
-  read -r pid start boot <"$SDH_STATE/nspawn.pid" || return 1
+  local state=${1:-$SDH_STATE} pid start boot
+  [[ -r $state/nspawn.pid ]] || return 1
+  read -r pid start boot <"$state/nspawn.pid" || return 1
   [[ $boot == "$(sdh_boot_id)" ]] || return 1
   sdh_alive_since "$pid" "$start" || return 1
   echo "$pid"
@@ -234,7 +251,7 @@ sdh_live_roots() {
   local d
   for d in "$SDH_STATE_BASE"/*/; do
     [[ -r $d/root ]] || continue
-    if (SDH_STATE=${d%/}; sdh_nspawn_pid >/dev/null); then cat "$d/root"; fi
+    if sdh_nspawn_pid "${d%/}" >/dev/null; then cat "$d/root"; fi
   done
   return 0
 }
@@ -257,12 +274,15 @@ sdh_leader() {
 
 # Prints 'v2 MOUNTPOINT' and/or 'v1 MOUNTPOINT' (name=systemd) for the host's cgroup mounts.
 sdh_cgroup_mounts() {
-  local line mp fs opts v2='' v1=''
-  while IFS= read -r line; do
-    mp=$(cut -d' ' -f5 <<<"$line")
-    read -r fs _ opts <<<"${line#* - }"
-    if [[ $fs == cgroup2 && -z $v2 ]]; then v2=$mp
-    elif [[ $fs == cgroup && ,$opts, == *,name=systemd,* && -z $v1 ]]; then v1=$mp
+  local -a f
+  local i v2='' v1=''
+  while read -r -a f; do
+    # mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
+    for ((i = 6; i < ${#f[@]}; i++)); do [[ ${f[i]} == - ]] && break; done
+    if [[ ${f[i + 1]:-} == cgroup2 && -z $v2 ]]; then
+      v2=${f[4]}
+    elif [[ ${f[i + 1]:-} == cgroup && ,${f[i + 3]:-}, == *,name=systemd,* && -z $v1 ]]; then
+      v1=${f[4]}
     fi
   done </proc/self/mountinfo
   [[ -n $v2 ]] && echo "v2 $v2"
@@ -272,8 +292,8 @@ sdh_cgroup_mounts() {
 
 # The container's own cgroup directories, one per line (they may not exist).
 sdh_cgroup_dirs() {
-  local kind mp
-  while read -r kind mp; do echo "$mp/sdh-$SDH_NAME"; done < <(sdh_cgroup_mounts)
+  local mp
+  while read -r _ mp; do echo "$mp/sdh-$SDH_NAME"; done < <(sdh_cgroup_mounts)
 }
 
 # PIDs in a cgroup directory and all its descendants.
@@ -285,10 +305,12 @@ sdh_cgroup_pids() {
 # Kills every process in the container's own cgroups, and nothing else, then removes the
 # cgroups. Used by stop.sh after the clean poweroff, and by boot.sh on stale state.
 sdh_cgroup_cleanup() {
-  local dir pid tries left
+  local dir pid left
   for dir in $(sdh_cgroup_dirs); do
     [[ -d $dir ]] || continue
-    for tries in $(seq 100); do
+    left=$(sdh_cgroup_pids "$dir")
+    [[ -z $left ]] || sdh_log "killing $(wc -w <<<"$left") leftover process(es) in $dir"
+    for _ in $(seq 100); do
       left=$(sdh_cgroup_pids "$dir")
       [[ -z $left ]] && break
       if [[ -e $dir/cgroup.kill ]]; then
@@ -306,25 +328,31 @@ sdh_cgroup_cleanup() {
 }
 
 # Stops this container (the caller holds its lock): SIGTERM to systemd-nspawn, which asks the
-# container's systemd for a clean poweroff (SIGRTMIN+3); after SDH_STOP_TIMEOUT, or when nspawn
-# is already gone (killed job), everything left in the container's own cgroups is killed.
-# Safe when nothing is up.
+# container's systemd for a clean poweroff (SIGRTMIN+3). If that has not happened within
+# SDH_STOP_TIMEOUT seconds (or $1 seconds; a systemd that is still starting up can miss the
+# request), a second SIGTERM makes nspawn kill the container at once. Finally everything left in
+# the container's own cgroups is killed (e.g. an orphaned container systemd after nspawn was
+# SIGKILLed), and nothing outside them. Removes the container's state dir (console log
+# included) and its default share dir. Safe when nothing is up.
 sdh_stop_container() {
-  local pid deadline
+  local timeout=${1:-$SDH_STOP_TIMEOUT} pid deadline
   if pid=$(sdh_nspawn_pid); then
     kill -TERM "$pid" 2>/dev/null || true
-    deadline=$((SECONDS + SDH_STOP_TIMEOUT))
-    while sdh_nspawn_pid >/dev/null; do
-      if ((SECONDS >= deadline)); then
-        sdh_log "warning: '$SDH_NAME' did not power off within ${SDH_STOP_TIMEOUT} s; killing it"
-        break
-      fi
-      sleep 0.05
-    done
+    deadline=$((SECONDS + timeout))
+    while sdh_nspawn_pid >/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+    if sdh_nspawn_pid >/dev/null; then
+      sdh_log "warning: '$SDH_NAME' did not power off within ${timeout} s; terminating it"
+      kill -TERM "$pid" 2>/dev/null || true
+      deadline=$((SECONDS + 5))
+      while sdh_nspawn_pid >/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
+    fi
   fi
   sdh_cgroup_cleanup
   sdh_nspawn_leftovers
-  rm -f "$SDH_STATE/nspawn.pid" "$SDH_STATE/root"
+  rm -rf --one-file-system -- "$SDH_STATE"
+  if [[ $SDH_SHARE == "$SDH_SHARE_DEFAULT" ]]; then
+    rm -rf --one-file-system -- "$SDH_SHARE"
+  fi
 }
 
 # Removes what systemd-nspawn leaves behind for this machine name on a host without a host
@@ -342,9 +370,20 @@ sdh_nspawn_leftovers() {
 # started while a lock is held must not inherit these fds (boot.sh closes them for nspawn).
 
 sdh_lock_name() {
+  local lockfile=$SDH_LOCKS/container-$SDH_NAME.lock
   mkdir -p "$SDH_LOCKS"
-  exec 8>"$SDH_LOCKS/container-$SDH_NAME.lock"
-  flock -w 300 8 || sdh_die "timed out waiting for another boot/stop of '$SDH_NAME'"
+  while :; do
+    exec 8>"$lockfile"
+    flock -w 300 8 || sdh_die "timed out waiting for another boot/stop of '$SDH_NAME'"
+    # stop.sh deletes the lock file when done; if that happened while we waited, lock afresh.
+    [[ $(stat -L -c %d:%i /proc/self/fd/8) == "$(stat -c %d:%i "$lockfile" 2>/dev/null)" ]] && break
+  done
+}
+
+# Called by stop.sh, holding the lock, when the name is free again: no lock files pile up.
+sdh_unlock_name_remove() {
+  rm -f "$SDH_LOCKS/container-$SDH_NAME.lock"
+  exec 8>&-
 }
 
 # sdh_lock_build [-s|-n] : exclusive (default), shared (-s) or non-blocking exclusive (-n).

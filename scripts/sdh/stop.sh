@@ -11,8 +11,9 @@ sdh_check_name
 t0=$(sdh_clock)
 sdh_lock_name
 if sdh_nspawn_pid >/dev/null; then
-  sdh_stop_container
+  sdh_stop_container "$SDH_STOP_TIMEOUT"
   sdh_log "'$SDH_NAME' stopped in $(sdh_since "$t0") s"
 else
-  sdh_stop_container
+  sdh_stop_container "$SDH_STOP_TIMEOUT"
 fi
+sdh_unlock_name_remove

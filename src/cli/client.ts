@@ -40,9 +40,12 @@ async function ask(port: number, payload: Buffer): Promise<{ reply: Buffer; fail
 
 const text = (s: string): Buffer => Buffer.from(s);
 
+/** OTP's client prints this on a short answer; its buffer holds nothing by then, so always `<>`. */
+const RESPONDED_WITH_NOTHING: ClientOutcome = { code: 1, stdout: text('epmd: local epmd responded with <>\n'), stderr: '' };
+
 /** The stdout lines of OTP's `epmd -names` / `-dump`: a header with the port, then the reply as is. */
 function listing(reply: Buffer): ClientOutcome {
-  if (reply.length < 4) return { code: 1, stdout: Buffer.alloc(0), stderr: 'epmd: no response from local epmd\n' };
+  if (reply.length < 4) return { code: 1, stdout: text('epmd: no response from local epmd\n'), stderr: '' };
   const header = text(`epmd: up and running on port ${reply.readUInt32BE(0)} with data:\n`);
   return { code: 0, stdout: Buffer.concat([header, reply.subarray(4)]), stderr: '' };
 }
@@ -69,7 +72,7 @@ export async function runClientCommand(command: ClientCommand, port: number): Pr
           : { code: 1, stdout: text('Killing not allowed - living nodes in database.\n'), stderr: '' };
       }
       if (answer.failed) return { code: 1, stdout: text('epmd: failed to read answer from local epmd\n'), stderr: '' };
-      return { code: 1, stdout: Buffer.concat([text('epmd: local epmd responded with <'), reply, text('>\n')]), stderr: '' };
+      return RESPONDED_WITH_NOTHING;
     }
     case 'stop': {
       const name = Buffer.from(command.node);
@@ -78,49 +81,53 @@ export async function runClientCommand(command: ClientCommand, port: number): Pr
       if (!answer) return NO_CONNECTION;
       const reply = answer.reply.subarray(0, 7);
       if (reply.length === 7) return { code: 0, stdout: Buffer.concat([reply, text('\n')]), stderr: '' };
-      return { code: 1, stdout: Buffer.concat([text('epmd: local epmd responded with <'), reply, text('>\n')]), stderr: '' };
+      return RESPONDED_WITH_NOTHING;
     }
   }
 }
 
-export interface NodeListing {
+export interface ListedNode {
+  name: string;
   port: number;
-  nodes: { name: string; port: number }[];
+  /** Restored from a snapshot, waiting for its node to register again (epmd-ng only). */
+  provisional: boolean;
 }
 
-/** Parses `epmd -names` output lines for --json. */
-export function parseNames(reply: Buffer): NodeListing {
-  const nodes: { name: string; port: number }[] = [];
-  for (const line of reply.subarray(4).toString('utf8').split('\n')) {
-    const m = /^name (.*) at port (\d+)$/.exec(line);
-    if (m) nodes.push({ name: m[1]!, port: Number(m[2]) });
-  }
-  return { port: reply.readUInt32BE(0), nodes };
+export interface NodeListing {
+  port: number;
+  nodes: ListedNode[];
 }
 
 export interface DumpListing {
   port: number;
-  active: { name: string; port: number; fd: number }[];
+  active: (ListedNode & { fd: number | null })[];
   unused: { name: string; port: number; fd: number }[];
 }
 
-/** Parses DUMP's NUL-separated records for --json. */
+/** Parses DUMP's NUL-separated records (spec §5.4, plus epmd-ng's provisional records). */
 export function parseDump(reply: Buffer): DumpListing {
   const listing: DumpListing = { port: reply.readUInt32BE(0), active: [], unused: [] };
   for (const record of reply.subarray(4).toString('utf8').split('\0')) {
     const active = /^active name {5}<(.*)> at port (\d+), fd = (\d+)\n$/s.exec(record);
-    if (active) listing.active.push({ name: active[1]!, port: Number(active[2]), fd: Number(active[3]) });
-    const unused = /^old\/unused name <(.*)>, port = (\d+), fd = (\d+) \n$/s.exec(record);
+    if (active) listing.active.push({ name: active[1]!, port: Number(active[2]), fd: Number(active[3]), provisional: false });
+    const provisional = /^provisional name <(.*)> at port (\d+)\n$/s.exec(record);
+    if (provisional) listing.active.push({ name: provisional[1]!, port: Number(provisional[2]), fd: null, provisional: true });
+    const unused = /^old\/unused name <(.*)>, port = (\d+), fd = (-?\d+) \n$/s.exec(record);
     if (unused) listing.unused.push({ name: unused[1]!, port: Number(unused[2]), fd: Number(unused[3]) });
   }
   return listing;
 }
 
-/** `epmd-ng names --json` / `dump --json`: the same requests, printed as one JSON document. */
+/**
+ * `epmd-ng names --json` / `dump --json`. Both ask DUMP (the client is always local), so that the
+ * node list can mark provisional entries, which the NAMES text cannot show.
+ */
 export async function runJsonQuery(what: 'names' | 'dump', port: number): Promise<ClientOutcome> {
-  const answer = await ask(port, Buffer.from([what === 'names' ? RequestCode.NAMES_REQ : RequestCode.DUMP_REQ]));
+  const answer = await ask(port, Buffer.from([RequestCode.DUMP_REQ]));
   if (!answer) return NO_CONNECTION;
   if (answer.reply.length < 4) return { code: 1, stdout: Buffer.alloc(0), stderr: 'epmd: no response from local epmd\n' };
-  const doc = what === 'names' ? parseNames(answer.reply) : parseDump(answer.reply);
+  const dump = parseDump(answer.reply);
+  const doc: NodeListing | DumpListing =
+    what === 'names' ? { port: dump.port, nodes: dump.active.map(({ name, port: p, provisional }) => ({ name, port: p, provisional })) } : dump;
   return { code: 0, stdout: text(`${JSON.stringify(doc)}\n`), stderr: '' };
 }

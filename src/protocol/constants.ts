@@ -9,6 +9,8 @@ export const MAX_NAME_CHARS = 255;
 export const MAX_LOOKUP_NAME_CHARS = 254;
 /** Largest accepted frame payload: OTP's 3060-byte input buffer minus header and one spare byte. */
 export const MAX_FRAME_PAYLOAD = 3057;
+/** Bytes OTP reads before it knows a frame's length (its input buffer minus one); the rest stays unread. */
+export const OTP_FIRST_READ = 3059;
 /** Creation sent in a failed ALIVE2 reply. */
 export const ERROR_CREATION = 99;
 /** Old/unused names remembered for creation numbering (5 in OTP's debug mode). */

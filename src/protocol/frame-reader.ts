@@ -1,4 +1,4 @@
-import { MAX_FRAME_PAYLOAD } from './constants.js';
+import { MAX_FRAME_PAYLOAD, OTP_FIRST_READ } from './constants.js';
 
 /**
  * Outcome of feeding bytes to a FrameReader.
@@ -40,7 +40,9 @@ export class FrameReader {
       const head = this.chunks.length === 1 ? this.chunks[0]! : this.flatten();
       const length = head.readUInt16BE(0);
       if (length === 0 || length > MAX_FRAME_PAYLOAD) return { kind: 'bad-length', length };
-      if (this.buffered > 2 + length) return { kind: 'surplus-in-first-read', got: this.buffered - 2, expected: length };
+      // OTP's first read takes at most OTP_FIRST_READ bytes; only a surplus inside it is seen.
+      const firstRead = Math.min(this.buffered, OTP_FIRST_READ);
+      if (firstRead > 2 + length) return { kind: 'surplus-in-first-read', got: firstRead - 2, expected: length };
       this.length = length;
     }
     if (this.buffered < 2 + this.length) return INCOMPLETE;

@@ -64,10 +64,20 @@ export interface DumpEntry extends NamedPort {
   fd: number;
 }
 
-/** DUMP reply: active then old/unused entries, each text record followed by a NUL (spec §5.4). */
-export function encodeDumpReply(epmdPort: number, active: Iterable<DumpEntry>, unused: Iterable<DumpEntry>): Buffer {
+/**
+ * DUMP reply: active then old/unused entries, each text record followed by a NUL (spec §5.4).
+ * Entries restored without their connection (epmd-ng only) come between the two, marked
+ * `provisional name`.
+ */
+export function encodeDumpReply(
+  epmdPort: number,
+  active: Iterable<DumpEntry>,
+  unused: Iterable<DumpEntry>,
+  provisional: Iterable<NamedPort> = [],
+): Buffer {
   const parts = [portHeader(epmdPort)];
   for (const e of active) parts.push(Buffer.from('active name     <'), e.name, Buffer.from(`> at port ${e.port}, fd = ${e.fd}\n\0`));
+  for (const e of provisional) parts.push(Buffer.from('provisional name <'), e.name, Buffer.from(`> at port ${e.port}\n\0`));
   for (const e of unused) parts.push(Buffer.from('old/unused name <'), e.name, Buffer.from(`>, port = ${e.port}, fd = ${e.fd} \n\0`));
   return Buffer.concat(parts);
 }

@@ -23,6 +23,18 @@ export interface UnusedName {
   creation: number;
 }
 
+/**
+ * A registration restored from a snapshot without its connection (spec §18): it answers lookups
+ * and NAMES until its node registers again (which replaces it at once), a probe finds the node
+ * gone, or it expires. It never blocks a live registration and does not count for KILL.
+ */
+export interface ProvisionalEntry extends NodeInfo {
+  key: string;
+  creation: number;
+  /** Wall-clock milliseconds after which the entry is dropped unless its node registered again. */
+  expiresAt: number;
+}
+
 export type RegisterResult<Owner> =
   | { ok: true; registration: Registration<Owner>; reusedSlot: boolean }
   | { ok: false; holder: Registration<Owner> };
@@ -56,6 +68,7 @@ export function creationFor(counter: number, highestVersion: number): number {
 export class Registry<Owner> {
   private readonly active = new Map<string, Registration<Owner>>();
   private readonly unused = new Map<string, UnusedName>();
+  private readonly provisional = new Map<string, ProvisionalEntry>();
   private forgottenCeiling = 0;
   private readonly unusedCap: number;
   private readonly now: () => number;
@@ -65,6 +78,7 @@ export class Registry<Owner> {
     this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
   }
 
+  /** Live registrations (provisional entries are not counted: KILL treats them as absent). */
   get size(): number {
     return this.active.size;
   }
@@ -73,13 +87,21 @@ export class Registry<Owner> {
     return this.active.get(nameKey(name));
   }
 
+  /** What a PORT_PLEASE2 answers with: a live registration, else a provisional entry. */
+  resolve(name: Buffer): NodeInfo | undefined {
+    const key = nameKey(name);
+    return this.active.get(key) ?? this.provisional.get(key);
+  }
+
   register(info: NodeInfo, owner: Owner, fd: number): RegisterResult<Owner> {
     const key = nameKey(info.name);
     const holder = this.active.get(key);
     if (holder) return { ok: false, holder };
-    const previous = this.unused.get(key);
+    const previous = this.provisional.get(key) ?? this.unused.get(key);
     let creation: number;
     if (previous) {
+      // The node is back (or its name reused): its slot continues with the next creation.
+      this.provisional.delete(key);
       this.unused.delete(key);
       creation = bumpCreation(previous.creation);
     } else {
@@ -104,14 +126,73 @@ export class Registry<Owner> {
     return true;
   }
 
+  /**
+   * Takes over a registration that outlived a restart together with its connection (fd store):
+   * same creation, no new counter.
+   */
+  adopt(info: NodeInfo, creation: number, owner: Owner, fd: number): Registration<Owner> | undefined {
+    const key = nameKey(info.name);
+    if (this.active.has(key)) return undefined;
+    this.provisional.delete(key);
+    this.unused.delete(key);
+    const registration: Registration<Owner> = { ...info, key, creation, fd, owner };
+    this.active.set(key, registration);
+    return registration;
+  }
+
+  /** Restores a registration whose connection is gone as provisional, unless its name is live. */
+  addProvisional(info: NodeInfo, creation: number, expiresAt: number): ProvisionalEntry | undefined {
+    const key = nameKey(info.name);
+    if (this.active.has(key)) return undefined;
+    this.unused.delete(key);
+    const entry: ProvisionalEntry = { ...info, key, creation, expiresAt };
+    this.provisional.set(key, entry);
+    return entry;
+  }
+
+  /** Drops a provisional entry (probe failed, expired, STOP); it is remembered like any old name. */
+  dropProvisional(entry: ProvisionalEntry): boolean {
+    if (this.provisional.get(entry.key) !== entry) return false;
+    this.provisional.delete(entry.key);
+    this.unused.set(entry.key, { name: entry.name, port: entry.port, fd: -1, creation: entry.creation });
+    return true;
+  }
+
+  lookupProvisional(name: Buffer): ProvisionalEntry | undefined {
+    return this.provisional.get(nameKey(name));
+  }
+
   /** Current registrations, most recently registered first (the order NAMES and DUMP use). */
   newestFirst(): Registration<Owner>[] {
     return Array.from(this.active.values()).reverse();
   }
 
+  /** Provisional entries, most recently registered first; they are older than any live one. */
+  provisionalNewestFirst(): ProvisionalEntry[] {
+    return Array.from(this.provisional.values()).reverse();
+  }
+
   /** Old/unused names, oldest first. */
   unusedOldestFirst(): UnusedName[] {
     return Array.from(this.unused.values());
+  }
+
+  /** The highest creation counter the unused list has forgotten (persisted with the snapshot). */
+  get creationCeiling(): number {
+    return this.forgottenCeiling;
+  }
+
+  /**
+   * Brings back what a snapshot remembers of names that are not registered: their last counters
+   * (so creations keep increasing across restarts) and the ceiling of forgotten ones.
+   */
+  restoreCounters(unused: readonly { name: Buffer; port: number; creation: number }[], ceiling: number): void {
+    this.forgottenCeiling = Math.max(this.forgottenCeiling, ceiling);
+    for (const u of unused) {
+      const key = nameKey(u.name);
+      if (this.active.has(key) || this.provisional.has(key)) continue;
+      this.unused.set(key, { name: u.name, port: u.port, fd: -1, creation: u.creation });
+    }
   }
 
   /**

@@ -25,12 +25,14 @@ export function planAddresses(list: string | undefined): AddressPlan {
   if (tokens.length === 0) return { ok: true, addresses: LOOPBACK.map((host) => ({ host, optional: true })) };
   const extra: string[] = [];
   for (const token of tokens) {
-    const family = net.isIP(token);
+    // Zone ids (fe80::1%eth0) are not accepted by OTP's parser either.
+    const family = token.includes('%') ? 0 : net.isIP(token);
     if (family === 0) return { ok: false, message: `cannot parse IP address "${token}"` };
     const host = family === 6 ? normaliseIpv6(token) : token;
     if (!LOOPBACK.includes(host) && !extra.includes(host)) extra.push(host);
   }
-  if (LOOPBACK.length + extra.length > MAX_LISTEN_SOCKETS) {
+  // OTP refuses the address that would take the 16th socket, so 13 extra addresses is the most.
+  if (LOOPBACK.length + extra.length >= MAX_LISTEN_SOCKETS) {
     return { ok: false, message: `cannot listen on more than ${MAX_LISTEN_SOCKETS} IP addresses` };
   }
   const implicit = LOOPBACK.filter((lo) => !extra.includes(net.isIPv6(lo) ? '::' : '0.0.0.0'));

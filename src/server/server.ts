@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { OTP_FIRST_READ } from '../protocol/constants.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
   decodeRequest,
@@ -18,7 +19,7 @@ import {
   STOP_DONE,
   STOP_UNKNOWN,
 } from '../protocol/replies.js';
-import { creationFor, type Registration, type Registry } from '../registry/registry.js';
+import { creationFor, type ProvisionalEntry, type Registration, type Registry } from '../registry/registry.js';
 import type { Logger } from '../log/logger.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { isLocalPeer } from './locality.js';
@@ -40,8 +41,11 @@ export type UnregisterReason = 'closed' | 'data' | 'stopped' | 'reply-failed';
 
 /** What the daemon around the server wants to hear about (status, snapshots, fd store, exit). */
 export interface ServerHooks {
+  /** A registration is in place and its reply has been written. */
   registered?(registration: Registration<Connection>): void;
   unregistered?(registration: Registration<Connection>, reason: UnregisterReason): void;
+  /** A provisional entry was removed by STOP_REQ. */
+  provisionalDropped?(entry: ProvisionalEntry, reason: 'stopped'): void;
   /** A KILL_REQ was accepted; the reply has been sent. */
   killRequested?(): void;
 }
@@ -59,8 +63,6 @@ export interface Connection {
   registration?: Registration<Connection>;
 }
 
-/** Bytes OTP reads before it knows a frame's length; anything beyond is left unread (spec §4). */
-const OTP_FIRST_READ = 3059;
 
 type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
 
@@ -223,7 +225,7 @@ export class EpmdServer {
       case 'alive2':
         return this.alive2(conn, request);
       case 'port-please2':
-        return this.reply(conn, encodePort2Reply(this.registry.lookup(request.name)));
+        return this.reply(conn, encodePort2Reply(this.registry.resolve(request.name)));
       case 'names':
         return this.names(conn);
       case 'dump':
@@ -250,7 +252,6 @@ export class EpmdServer {
           { event: 'register', node: displayName(request.name), port: request.port, creation: registration.creation, nodeType: request.nodeType, peer: conn.peer },
           'node registered',
         );
-        this.hooks.registered?.(registration);
         reply = encodeAlive2Reply(true, creationFor(registration.creation, request.highestVersion), request.highestVersion);
       } else {
         this.violation('duplicate', { peer: conn.peer, node: displayName(request.name) }, 'node name already occupied');
@@ -265,22 +266,27 @@ export class EpmdServer {
     // One write: OTP nodes read the 6-byte reply as a unit (spec §16.2). If it cannot be written,
     // undo only what this request registered (spec Q17).
     conn.socket.write(reply, (err) => {
-      if (err && registration && conn.registration === registration) {
+      if (!registration || conn.registration !== registration) return;
+      if (err) {
         this.unregister(conn, 'reply-failed');
         conn.socket.destroy();
+      } else {
+        this.hooks.registered?.(registration);
       }
     });
   }
 
   private names(conn: Connection): Promise<void> {
-    const nodes = this.registry.newestFirst();
+    const nodes = [...this.registry.newestFirst(), ...this.registry.provisionalNewestFirst()];
     return this.reply(conn, encodeNamesReply(this.settings.reportedPort, nodes), nodes.length + 1);
   }
 
   private dump(conn: Connection): Promise<void> {
     const active = this.registry.newestFirst();
     const unused = this.registry.unusedOldestFirst();
-    return this.reply(conn, encodeDumpReply(this.settings.reportedPort, active, unused), active.length + unused.length + 1);
+    const provisional = this.registry.provisionalNewestFirst();
+    const writes = active.length + unused.length + provisional.length + 1;
+    return this.reply(conn, encodeDumpReply(this.settings.reportedPort, active, unused, provisional), writes);
   }
 
   private async kill(conn: Connection): Promise<void> {
@@ -300,7 +306,13 @@ export class EpmdServer {
       return Promise.resolve();
     }
     const target = this.registry.lookup(name);
-    if (!target) return this.reply(conn, STOP_UNKNOWN);
+    if (!target) {
+      const provisional = this.registry.lookupProvisional(name);
+      if (!provisional) return this.reply(conn, STOP_UNKNOWN);
+      this.registry.dropProvisional(provisional);
+      this.hooks.provisionalDropped?.(provisional, 'stopped');
+      return this.reply(conn, STOP_DONE);
+    }
     this.unregister(target.owner, 'stopped');
     target.owner.socket.destroy();
     return this.reply(conn, STOP_DONE);
