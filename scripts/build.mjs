@@ -8,7 +8,7 @@ const { version } = JSON.parse(readFileSync('package.json', 'utf8'));
 mkdirSync('dist', { recursive: true });
 await build({
   entryPoints: ['src/main.ts'],
-  outfile: 'dist/epmd-ng.js',
+  outfile: 'dist/epmd-ng.mjs',
   bundle: true,
   platform: 'node',
   target: 'node18',
@@ -20,4 +20,4 @@ await build({
   define: { __EPMD_NG_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',
 });
-chmodSync('dist/epmd-ng.js', 0o755);
+chmodSync('dist/epmd-ng.mjs', 0o755);

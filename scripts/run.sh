@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/epmd-ng.js "$@"
+exec node dist/epmd-ng.mjs "$@"

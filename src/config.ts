@@ -20,7 +20,7 @@ export interface DaemonConfig {
   logFormat: LogFormat | undefined;
   /** Explicit log level (EPMD_NG_LOG_LEVEL); otherwise -d decides. */
   logLevel: string | undefined;
-  /** EnvironmentFile re-read on SIGHUP (EPMD_NG_ENV_FILE). */
+  /** EnvironmentFiles re-read on SIGHUP, colon-separated (EPMD_NG_ENV_FILE). */
   envFile: string | undefined;
 }
 

@@ -135,7 +135,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
 
   const reload = (): void => {
     service.reloading();
-    const env = { ...process.env, ...readEnvironmentFile(config.envFile, log) };
+    const env = { ...process.env, ...readEnvironmentFiles(config.envFile, log) };
     const settings = resolveReloadable(env);
     if (!settings.ok) log.error(`reload: ${settings.message}; keeping the current settings`);
     else {
@@ -166,12 +166,16 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   return done;
 }
 
-function readEnvironmentFile(file: string | undefined, log: Logger): Record<string, string> {
-  if (!file) return {};
-  try {
-    return parseEnvironmentFile(fs.readFileSync(file, 'utf8'));
-  } catch (err) {
-    log.warn({ file, err: (err as Error).message }, 'reload: cannot read the environment file');
-    return {};
+/** Reads the colon-separated EnvironmentFile list; later files win, missing ones are skipped. */
+function readEnvironmentFiles(files: string | undefined, log: Logger): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const file of (files ?? '').split(':').filter(Boolean)) {
+    try {
+      Object.assign(vars, parseEnvironmentFile(fs.readFileSync(file, 'utf8')));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code !== 'ENOENT') log.warn({ file, err: e.message }, 'reload: cannot read the environment file');
+    }
   }
+  return vars;
 }

@@ -39,7 +39,7 @@ export const SYSTEM_ADDON_PATH = '/usr/lib/epmd-ng/sd_native.node';
 /** The directory of this module's file: src/systemd under vitest/tsx, dist/ inside the esbuild bundle. */
 function moduleDir(): string | null {
   // import.meta.url, not process.argv[1]: argv[1] is vitest's own script under test, and Node already
-  // resolves symlinks (/usr/bin/epmd-ng -> .../dist/epmd-ng.js) for the main module's URL.
+  // resolves symlinks (/usr/bin/epmd-ng -> .../dist/epmd-ng.mjs) for the main module's URL.
   return import.meta.url.startsWith('file:') ? path.dirname(fileURLToPath(import.meta.url)) : null;
 }
 

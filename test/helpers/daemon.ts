@@ -6,7 +6,7 @@ import { freePort } from './ports.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The built daemon; `npm test` builds it before running the suites. */
-export const bundle = path.join(repoRoot, 'dist/epmd-ng.js');
+export const bundle = path.join(repoRoot, 'dist/epmd-ng.mjs');
 
 /**
  * Which implementation the end-to-end suites talk to: epmd-ng (default) or, with EPMD_IMPL=otp,

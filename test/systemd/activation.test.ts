@@ -132,7 +132,7 @@ describe('socket activation (systemd-socket-activate)', () => {
 
   it('under systemd, a missing addon is a clear start-up error', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-noaddon-'));
-    const lonely = path.join(dir, 'epmd-ng.js');
+    const lonely = path.join(dir, 'epmd-ng.mjs');
     fs.copyFileSync(bundle, lonely);
     const a = await activate(['-systemd'], {}, lonely);
     await exchange(a.port, frame(Buffer.from('n')));

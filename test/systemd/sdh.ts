@@ -6,8 +6,8 @@
 //   const name = containerName('units');
 //   beforeAll(() => bootContainer(name), BOOT_TIMEOUT_MS);
 //   afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
-//   copyFileSync('dist/epmd-ng.js', path.join(shareDir(name), 'epmd-ng.js'));   // after booting
-//   const r = await execIn(name, ['node', '/host/epmd-ng.js', '--version']);
+//   copyFileSync('dist/epmd-ng.mjs', path.join(shareDir(name), 'epmd-ng.mjs'));   // after booting
+//   const r = await execIn(name, ['node', '/host/epmd-ng.mjs', '--version']);
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';

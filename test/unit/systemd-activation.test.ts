@@ -157,7 +157,7 @@ describe('takeActivationFds in a socket-activated child (bundled)', () => {
   beforeAll(() => {
     ensureNativeBuilt();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-activation-child-'));
-    // Bundled into build/ (inside the repo) with the daemon's own banner, like dist/epmd-ng.js.
+    // Bundled into build/ (inside the repo) with the daemon's own banner, like dist/epmd-ng.mjs.
     bundle = path.join(repoRoot, 'build', `activation-child-${process.pid}.mjs`);
     buildSync({
       stdin: {

@@ -1,0 +1,218 @@
+// epmd-ng as a systemd service on a real systemd 252 (Debian 12 in systemd-nspawn, scripts/sdh/):
+// the shipped units, socket activation, Type=notify readiness, status, journal priorities, reload,
+// stop, the watchdog, an application unit with Requires=epmd.service, hardening, and the drop-in
+// that opens the port to other hosts. Needs root (the test command runs as root).
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/daemon.js';
+import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, execIn, isRoot, requireRoot, shareDir, stopContainer } from './sdh.js';
+
+const name = containerName('epmd-svc');
+
+async function sh(script: string, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return execIn(name, ['bash', '-c', script], { timeoutMs });
+}
+
+/** Runs a shell command inside that must succeed; returns its stdout. */
+async function ok(script: string): Promise<string> {
+  const r = await sh(script);
+  if (r.code !== 0) throw new Error(`\`${script}\` failed (${r.code}): ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+async function show(unit: string, ...props: string[]): Promise<Record<string, string>> {
+  const out = await ok(`systemctl show ${unit} ${props.map((p) => `-p ${p}`).join(' ')}`);
+  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+interface JournalEntry {
+  MESSAGE?: string;
+  PRIORITY?: string;
+  __MONOTONIC_TIMESTAMP?: string;
+}
+
+async function journal(unit: string, extra = ''): Promise<JournalEntry[]> {
+  const out = await ok(`journalctl --no-pager -u ${unit} -o json ${extra}`);
+  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry);
+}
+
+/** NAMES over TCP from inside the container, to any address (node 18 from Debian). */
+function namesVia(host: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const js = `const s=require('net').connect(4369,'${host}',()=>s.write(Buffer.from([0,1,110])));const c=[];s.on('data',d=>c.push(d));s.on('close',()=>{const b=Buffer.concat(c);console.log(b.readUInt32BE(0)+' '+b.subarray(4).toString())});s.on('error',e=>{console.error(e.code);process.exit(2)})`;
+  return execIn(name, ['node', '-e', js]);
+}
+
+describe('epmd-ng under a real systemd', () => {
+  if (!isRoot()) {
+    it('runs as root', () => requireRoot('test/systemd/service.test.ts'));
+    return;
+  }
+
+  beforeAll(async () => {
+    await bootContainer(name);
+    const share = shareDir(name);
+    for (const f of ['dist/epmd-ng.mjs', 'build/sd_native.node', 'scripts/install.sh']) {
+      fs.mkdirSync(path.join(share, path.dirname(f)), { recursive: true });
+      fs.copyFileSync(path.join(repoRoot, f), path.join(share, f));
+    }
+    fs.cpSync(path.join(repoRoot, 'systemd'), path.join(share, 'systemd'), { recursive: true });
+    await ok('SRC=/host bash /host/scripts/install.sh && systemctl daemon-reload && systemctl enable epmd-ng.service && systemctl start epmd-ng.socket');
+  }, BOOT_TIMEOUT_MS);
+
+  afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
+
+  it('listens on loopback through the socket unit while the service is still inactive', async () => {
+    expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
+    expect((await sh('systemctl is-active epmd-ng.service')).stdout.trim()).toBe('inactive');
+    const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
+    expect(listening.trim().split('\n')).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+    // The aliases point at epmd-ng, so `systemctl start epmd` and Requires=epmd.service reach it.
+    expect((await ok('systemctl show -p Id epmd.service')).trim()).toBe('Id=epmd-ng.service');
+    expect((await ok('systemctl show -p Id epmd.socket')).trim()).toBe('Id=epmd-ng.socket');
+  });
+
+  it('answers the first client, and systemd reports it active only after READY=1', async () => {
+    const names = await sh('epmd -names');
+    expect(names.code).toBe(0);
+    expect(names.stdout).toBe('epmd: up and running on port 4369 with data:\n');
+    const s = await show('epmd-ng.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'ActiveEnterTimestampMonotonic', 'StatusText');
+    expect(s.ActiveState).toBe('active');
+    expect(s.StatusText).toBe('Serving 0 nodes on 127.0.0.1:4369, [::1]:4369');
+    // Type=notify: the unit became active after the daemon had its sockets up and said so.
+    const listening = (await journal('epmd-ng.service')).find((e) => e.MESSAGE?.includes('"msg":"listening on'));
+    expect(listening).toBeDefined();
+    const started = Number(s.ExecMainStartTimestampMonotonic);
+    const logged = Number(listening!.__MONOTONIC_TIMESTAMP);
+    const active = Number(s.ActiveEnterTimestampMonotonic);
+    expect(started).toBeLessThan(logged);
+    expect(logged).toBeLessThanOrEqual(active);
+  });
+
+  it('runs as the unit\'s dynamic user with no capabilities, under the hardening', async () => {
+    const pid = (await show('epmd-ng.service', 'MainPID')).MainPID!;
+    expect(Number(pid)).toBeGreaterThan(0);
+    const user = (await ok(`ps -o user= -p ${pid}`)).trim();
+    expect(user).not.toBe('root');
+    const status = await ok(`cat /proc/${pid}/status`);
+    expect(status).toMatch(/^CapEff:\s+0000000000000000$/m);
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+    const security = await sh('systemd-analyze security epmd-ng.service --no-pager | tail -1');
+    const score = Number(/exposure level for epmd-ng\.service: ([\d.]+)/.exec(security.stdout)?.[1]);
+    expect(score).toBeLessThanOrEqual(1.5);
+  });
+
+  it('registers a real Erlang node through the activated socket; epmd -names and STATUS show it', async () => {
+    await ok('systemd-run --unit=erl-a --setenv=HOME=/root erl -sname a -start_epmd false -noshell -noinput -setcookie c');
+    await waitFor('node a in epmd -names', async () => /^name a at port \d+$/m.test((await sh('epmd -names')).stdout));
+    const json = JSON.parse(await ok('epmd-ng names --json')) as { port: number; nodes: { name: string }[] };
+    expect(json.port).toBe(4369);
+    expect(json.nodes.map((n) => n.name)).toEqual(['a']);
+    await waitFor('STATUS with one node', async () => (await show('epmd-ng.service', 'StatusText')).StatusText!.startsWith('Serving 1 node on'));
+    await ok('systemctl stop erl-a');
+  });
+
+  it('writes readable journal entries with real priorities, so journalctl -p warning filters', async () => {
+    // A malformed packet: a protocol violation, logged at warning level.
+    await sh("printf '\\000\\000' > /dev/tcp/127.0.0.1/4369; sleep 0.3");
+    const all = await journal('epmd-ng.service');
+    const registered = all.find((e) => e.MESSAGE?.includes('"msg":"node registered"'));
+    expect(registered?.PRIORITY).toBe('6');
+    expect(registered?.MESSAGE).toMatch(/^\{"level":30,"event":"register","node":"a","port":\d+,"creation":\d+/);
+    const violation = all.find((e) => e.MESSAGE?.includes('invalid packet size'));
+    expect(violation?.PRIORITY).toBe('4');
+    const warnings = await journal('epmd-ng.service', '-p warning');
+    expect(warnings.some((e) => e.MESSAGE?.includes('invalid packet size'))).toBe(true);
+    expect(warnings.some((e) => e.MESSAGE?.includes('node registered'))).toBe(false);
+  });
+
+  it('systemctl reload re-reads the settings file and stays active with the same process', async () => {
+    const before = await show('epmd-ng.service', 'MainPID');
+    await ok("echo 'EPMD_NG_LOG_LEVEL=debug' > /etc/default/epmd-ng && systemctl reload epmd-ng.service");
+    const after = await show('epmd-ng.service', 'MainPID', 'ActiveState');
+    expect(after.ActiveState).toBe('active');
+    expect(after.MainPID).toBe(before.MainPID);
+    const reloaded = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.includes('"msg":"reloaded"'));
+    expect(reloaded.at(-1)?.MESSAGE).toContain('"logLevel":"debug"');
+    // Debug level is in force: each request is now logged.
+    await sh('epmd -names');
+    await waitFor('a debug entry', async () => (await journal('epmd-ng.service', '-p debug')).some((e) => e.MESSAGE?.includes('"request":"names"')));
+    await ok('rm /etc/default/epmd-ng');
+  });
+
+  it('an application with Requires=/After=epmd.service starts after epmd is ready and follows its restarts and stops', async () => {
+    await ok('cp /usr/share/doc/epmd-ng/examples/erlang-app.service /etc/systemd/system/ && systemctl daemon-reload');
+    await ok('systemctl stop epmd-ng.service');
+    await ok('systemctl start erlang-app.service');
+    const epmd = await show('epmd-ng.service', 'ActiveState', 'ActiveEnterTimestampMonotonic');
+    const app = await show('erlang-app.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'InvocationID');
+    expect(epmd.ActiveState).toBe('active');
+    expect(Number(app.ExecMainStartTimestampMonotonic)).toBeGreaterThanOrEqual(Number(epmd.ActiveEnterTimestampMonotonic));
+    await waitFor('node example registered', async () => /^name example at port/m.test((await sh('epmd -names')).stdout));
+
+    // systemd.unit(5): a unit that Requires= another is restarted when that one is restarted...
+    await ok('systemctl restart epmd-ng.service');
+    const restarted = await show('erlang-app.service', 'ActiveState', 'InvocationID');
+    expect(restarted.ActiveState).toBe('active');
+    expect(restarted.InvocationID).not.toBe(app.InvocationID);
+    await waitFor('node example registered again', async () => /^name example at port/m.test((await sh('epmd -names')).stdout));
+    // ...and stopped when it is stopped.
+    await ok('systemctl stop epmd-ng.service');
+    expect((await sh('systemctl is-active erlang-app.service')).stdout.trim()).toBe('inactive');
+  });
+
+  it('systemctl stop: STOPPING, an orderly exit with status 0', async () => {
+    await ok('epmd -names >/dev/null && systemctl stop epmd-ng.service');
+    const s = await show('epmd-ng.service', 'ActiveState', 'Result', 'ExecMainStatus');
+    expect(s).toMatchObject({ ActiveState: 'inactive', Result: 'success', ExecMainStatus: '0' });
+    const stopping = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.includes('"msg":"stopping"'));
+    expect(stopping.at(-1)?.MESSAGE).toContain('"reason":"SIGTERM"');
+  });
+
+  it('a hung event loop is caught by the watchdog: killed with SIGABRT and restarted', async () => {
+    await ok(
+      'mkdir -p /run/systemd/system/epmd-ng.service.d && ' +
+        "printf '[Service]\\nEnvironment=EPMD_NG_TEST_HOOKS=1\\nWatchdogSec=2\\n' > /run/systemd/system/epmd-ng.service.d/hang.conf && " +
+        'systemctl daemon-reload && systemctl start epmd-ng.service',
+    );
+    const before = await show('epmd-ng.service', 'MainPID', 'NRestarts');
+    await ok('systemctl kill -s SIGUSR2 --kill-who=main epmd-ng.service');
+    await waitFor('a restart after the watchdog fired', async () => {
+      const s = await show('epmd-ng.service', 'MainPID', 'NRestarts', 'ActiveState');
+      return s.ActiveState === 'active' && s.MainPID !== before.MainPID && Number(s.NRestarts) > Number(before.NRestarts);
+    });
+    const log = await ok('journalctl --no-pager -u epmd-ng.service -o cat');
+    expect(log).toContain('Watchdog timeout');
+    expect(log).toMatch(/code=dumped, status=6\/ABRT|status=6\/ABRT/);
+    expect((await sh('epmd -names')).code).toBe(0);
+    await ok('rm -r /run/systemd/system/epmd-ng.service.d && systemctl daemon-reload && systemctl restart epmd-ng.service');
+  });
+
+  it('the documented drop-in opens port 4369 to other hosts', async () => {
+    // A second address on the container's own loopback interface plays the other host's target.
+    await ok('ip addr add 192.0.2.1/32 dev lo');
+    expect((await namesVia('192.0.2.1')).code).toBe(2);
+    await ok(
+      'mkdir -p /etc/systemd/system/epmd-ng.socket.d && cp /usr/share/doc/epmd-ng/examples/epmd-ng-remote.conf /etc/systemd/system/epmd-ng.socket.d/remote.conf && ' +
+        'systemctl daemon-reload && systemctl stop epmd-ng.service && systemctl restart epmd-ng.socket',
+    );
+    const listening = await ok("ss -ltnH | awk '{print $4}'");
+    expect(listening.trim().split('\n')).toEqual(['*:4369']);
+    const remote = await namesVia('192.0.2.1');
+    expect(remote.code).toBe(0);
+    expect(remote.stdout.trim()).toBe('4369');
+    // Loopback still works, and IPv4 loopback on the dual-stack socket still counts as local.
+    await ok('systemd-run --unit=erl-b --setenv=HOME=/root erl -sname b -start_epmd false -noshell -noinput -setcookie c');
+    await waitFor('node b registered over the dual-stack socket', async () => /^name b at port/m.test((await sh('epmd -names')).stdout));
+    await ok('systemctl stop erl-b; rm -r /etc/systemd/system/epmd-ng.socket.d; systemctl daemon-reload; systemctl stop epmd-ng.service; systemctl restart epmd-ng.socket');
+  });
+});
