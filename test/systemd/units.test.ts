@@ -1,0 +1,32 @@
+// Static checks of the shipped unit files with systemd's own tools (no PID 1 needed).
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/daemon.js';
+
+const unit = (f: string) => path.join(repoRoot, 'systemd', f);
+
+describe('shipped unit files', () => {
+  it('epmd-ng.service scores at most 1.5 in systemd-analyze security --offline=yes (Debian\'s epmd.service: 9.2)', () => {
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit('epmd-ng.service')], { encoding: 'utf8' });
+    const score = Number(/Overall exposure level for epmd-ng\.service: ([\d.]+)/.exec(r.stdout)?.[1]);
+    expect(score).toBeGreaterThan(0);
+    expect(score).toBeLessThanOrEqual(1.5);
+  });
+
+  it('the socket listens on loopback only by default, as two explicit sockets', () => {
+    const text = execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' });
+    const listens = text.split('\n').filter((l) => l.startsWith('ListenStream='));
+    expect(listens).toEqual(['ListenStream=127.0.0.1:4369', 'ListenStream=[::1]:4369']);
+    expect(text).toMatch(/^Alias=epmd\.socket$/m);
+  });
+
+  it('the service is Type=notify, takes the epmd.service name, restarts, has a watchdog and no core dumps', () => {
+    const text = execFileSync('cat', [unit('epmd-ng.service')], { encoding: 'utf8' });
+    for (const line of ['Type=notify', 'Alias=epmd.service', 'Restart=on-failure', 'LimitCORE=0', 'StateDirectory=epmd-ng']) {
+      expect(text).toMatch(new RegExp(`^${line.replace('.', '\\.')}$`, 'm'));
+    }
+    expect(Number(/^WatchdogSec=(\d+)s$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    expect(Number(/^LimitNOFILE=(\d+)$/m.exec(text)?.[1])).toBeGreaterThan(1024);
+  });
+});
