@@ -22,9 +22,18 @@ export interface DaemonConfig {
   logLevel: string | undefined;
   /** EnvironmentFiles re-read on SIGHUP, colon-separated (EPMD_NG_ENV_FILE). */
   envFile: string | undefined;
+  /** Where snapshots live (EPMD_NG_STATE_DIR, else systemd's STATE_DIRECTORY); none: no snapshots. */
+  stateDir: string | undefined;
+  /** Seconds a restored provisional entry lives unless its node registers or a probe confirms it; 0: none are restored. */
+  provisionalTtl: number;
+  /** Hand registration connections to systemd's fd store (EPMD_NG_FDSTORE=0 turns it off). */
+  fdStore: boolean;
 }
 
 export type Resolved<T> = { ok: true; value: T } | { ok: false; message: string };
+
+/** Seconds a restored entry waits for its node: OTP 24+ nodes re-register within about 2 s. */
+const DEFAULT_PROVISIONAL_TTL = 30;
 
 /** File descriptors kept back from the connection cap: listeners, stdio, logs, state files. */
 const RESERVED_FDS = 64;
@@ -73,6 +82,10 @@ export function resolveDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv, 
   if (!port.ok) return port;
   const reloadable = resolveReloadable(env);
   if (!reloadable.ok) return reloadable;
+  const ttlText = env.EPMD_NG_PROVISIONAL_TTL;
+  if (ttlText !== undefined && ttlText !== '' && !/^\d+$/.test(ttlText)) {
+    return { ok: false, message: `EPMD_NG_PROVISIONAL_TTL must be a whole number of seconds, got "${ttlText}"` };
+  }
   const logFormat = env.EPMD_NG_LOG_FORMAT;
   if (logFormat && !LOG_FORMATS.includes(logFormat as LogFormat)) {
     return { ok: false, message: `EPMD_NG_LOG_FORMAT must be one of ${LOG_FORMATS.join(', ')}, got "${logFormat}"` };
@@ -95,6 +108,10 @@ export function resolveDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv, 
       logFormat: (logFormat || undefined) as LogFormat | undefined,
       logLevel: reloadable.value.logLevel,
       envFile: env.EPMD_NG_ENV_FILE || undefined,
+      // systemd may list several state directories, colon-separated; ours is the first.
+      stateDir: env.EPMD_NG_STATE_DIR || env.STATE_DIRECTORY?.split(':')[0] || undefined,
+      provisionalTtl: ttlText ? Number(ttlText) : DEFAULT_PROVISIONAL_TTL,
+      fdStore: env.EPMD_NG_FDSTORE !== '0',
     },
   };
 }

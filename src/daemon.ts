@@ -7,8 +7,17 @@ import { UNUSED_CAP, UNUSED_CAP_DEBUG } from './protocol/constants.js';
 import { Registry } from './registry/registry.js';
 import { bindAddresses, formatAddress, MAX_LISTEN_SOCKETS, planAddresses } from './server/listeners.js';
 import { EpmdServer, type Connection } from './server/server.js';
+import { readBootId, SnapshotStore } from './persistence/snapshot-store.js';
+import type { Snapshot, SnapshotNode } from './persistence/snapshot.js';
+import type { NodeInfo } from './protocol/requests.js';
+import { ProvisionalKeeper } from './server/provisional.js';
+import { socketFd } from './server/socket-fd.js';
 import { takeActivationFds, type ActivatedFd } from './systemd/activation.js';
+import { FdStore, recoverStored } from './systemd/fd-store.js';
 import { ServiceManager } from './systemd/service.js';
+
+/** How often provisional entries are probed. */
+const PROBE_INTERVAL_MS = 5000;
 
 /** How the daemon process should end: the caller maps this to process.exit. */
 export type DaemonExit = { code: number; message?: string };
@@ -77,6 +86,67 @@ function reportedPort(config: DaemonConfig, servers: net.Server[], activated: bo
   return config.port;
 }
 
+/** Takes over the registration connections systemd kept for us (fd store). */
+function adoptStored(inherited: ActivatedFd[], server: EpmdServer, fdStore: FdStore, log: Logger): number {
+  const { stored, broken } = recoverStored(inherited, log);
+  for (const name of broken) fdStore.remove(name);
+  let adopted = 0;
+  for (const s of stored) {
+    const socket = new net.Socket({ fd: s.socketFd, readable: true, writable: true });
+    if (server.adopt(socket, s.node, s.node.creation, s.storeName)) adopted++;
+    else fdStore.remove(s.storeName);
+    fdStore.continueAfter(s.seq);
+  }
+  for (const f of inherited) {
+    if (f.kind !== 'listening' && !f.name.startsWith('reg-')) {
+      log.warn({ fd: f.fd, name: f.name }, 'closing an unexpected file descriptor passed by systemd');
+      fs.closeSync(f.fd);
+    }
+  }
+  return adopted;
+}
+
+/**
+ * Brings back what the last snapshot knew (spec §18): creation counters always; registrations
+ * that were not adopted with their connection come back as provisional entries, unless the machine
+ * rebooted since (then no node of them can still be running).
+ */
+function restoreSnapshot(store: SnapshotStore, registry: Registry<Connection>, config: DaemonConfig, log: Logger): void {
+  const loaded = store.load();
+  if (loaded.kind !== 'loaded') return;
+  const { snapshot } = loaded;
+  const sameBoot = snapshot.bootId !== '' && snapshot.bootId === readBootId();
+  registry.restoreCounters(snapshot.unused, snapshot.creationCeiling);
+  let provisional = 0;
+  for (const node of snapshot.nodes) {
+    if (registry.lookup(node.name)) continue;
+    if (sameBoot && config.provisionalTtl > 0 && registry.addProvisional(node, node.creation, Date.now() + config.provisionalTtl * 1000)) provisional++;
+    else registry.restoreCounters([node], 0);
+  }
+  log.info({ provisional, remembered: snapshot.unused.length, rebooted: !sameBoot, savedAt: new Date(snapshot.savedAt).toISOString() }, 'registry restored from snapshot');
+}
+
+function snapshotOf(registry: Registry<Connection>, bootId: string): Snapshot {
+  const node = (n: NodeInfo & { creation: number }): SnapshotNode => ({
+    name: n.name,
+    port: n.port,
+    nodeType: n.nodeType,
+    protocol: n.protocol,
+    highestVersion: n.highestVersion,
+    lowestVersion: n.lowestVersion,
+    extra: n.extra,
+    creation: n.creation,
+  });
+  return {
+    version: 1,
+    bootId,
+    savedAt: Date.now(),
+    nodes: [...registry.provisionalNewestFirst(), ...registry.newestFirst()].reverse().map(node),
+    unused: registry.unusedOldestFirst().map(({ name, port, creation }) => ({ name, port, creation })),
+    creationCeiling: registry.creationCeiling,
+  };
+}
+
 /** Runs the daemon until KILL_REQ or a signal; resolves with how the process should exit. */
 export async function runDaemon(config: DaemonConfig, log: Logger): Promise<DaemonExit> {
   const service = new ServiceManager(log, () => describe());
@@ -100,17 +170,38 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   const addresses = servers.map(formatAddress);
 
   const registry = new Registry<Connection>({ unusedCap: config.debug > 0 ? UNUSED_CAP_DEBUG : UNUSED_CAP });
-  const describe = () => `Serving ${registry.size} node${registry.size === 1 ? '' : 's'} on ${addresses.join(', ')}`;
+  const describe = (): string => {
+    const provisional = registry.provisionalNewestFirst().length;
+    const nodes = registry.size + provisional;
+    return `Serving ${nodes} node${nodes === 1 ? '' : 's'}${provisional ? ` (${provisional} provisional)` : ''} on ${addresses.join(', ')}`;
+  };
+  const fdStore = new FdStore(service.notifier, log, service.enabled && config.fdStore);
+  const snapshots = config.stateDir ? new SnapshotStore({ dir: config.stateDir, log }) : undefined;
+  const bootId = readBootId();
+  const produce = (): Snapshot => snapshotOf(registry, bootId);
+  const changed = (): void => {
+    service.changed();
+    snapshots?.schedule(produce);
+  };
+
   let finish: (exit: DaemonExit) => void = () => {};
   const done = new Promise<DaemonExit>((resolve) => (finish = resolve));
   let stopping = false;
-  const stop = (reason: string, notify: () => void): void => {
+  /**
+   * Leaves without closing registration connections: under systemd the fd store keeps them open
+   * for the next process (closing them here would tell every node its registration is gone);
+   * otherwise the exit closes them, as OTP's does.
+   */
+  const stop = (reason: string, notify: () => void, closeConnections: boolean): void => {
     if (stopping) return;
     stopping = true;
     log.info({ reason, registered: registry.size }, 'stopping');
     notify();
+    keeper.stop();
     for (const listener of servers) listener.close();
-    server.closeAll();
+    if (closeConnections) server.closeAll();
+    snapshots?.flush(produce);
+    snapshots?.close();
     finish({ code: 0 });
   };
 
@@ -126,12 +217,24 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     registry,
     log,
     {
-      registered: () => service.changed(),
-      unregistered: () => service.changed(),
-      killRequested: () => stop('KILL_REQ', () => service.exited(0)),
+      registered: (registration) => {
+        registration.owner.storeName = fdStore.store(socketFd(registration.owner.socket), { ...registration });
+        changed();
+      },
+      unregistered: (registration) => {
+        if (registration.owner.storeName) fdStore.remove(registration.owner.storeName);
+        registration.owner.storeName = undefined;
+        changed();
+      },
+      provisionalDropped: changed,
+      killRequested: () => stop('KILL_REQ', () => service.exited(0), true),
     },
   );
   for (const listener of servers) server.attach(listener);
+  const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, dropped: changed });
+
+  const adopted = adoptStored(inherited, server, fdStore, log);
+  if (snapshots) restoreSnapshot(snapshots, registry, config, log);
 
   const reload = (): void => {
     service.reloading();
@@ -145,7 +248,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     }
     service.reloaded();
   };
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal, () => service.stopping()));
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal, () => service.stopping(), false));
   process.on('SIGHUP', reload);
   if (process.env.EPMD_NG_TEST_HOOKS === '1') {
     // Test-only: SIGUSR2 wedges the event loop so the systemd watchdog has something to catch.
@@ -157,12 +260,23 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
 
   const loopbackOnly = !activated && servers.every(isLoopback);
   log.info(
-    { addresses, activated, maxConnections: config.maxConnections, relaxedCommandCheck: config.relaxedCommandCheck },
+    {
+      addresses,
+      activated,
+      adopted,
+      provisional: registry.provisionalNewestFirst().length,
+      fdStore: fdStore.enabled,
+      stateDir: config.stateDir ?? null,
+      maxConnections: config.maxConnections,
+      relaxedCommandCheck: config.relaxedCommandCheck,
+    },
     loopbackOnly
       ? `listening on ${addresses.join(', ')} (loopback only; to serve other hosts pass -address 0.0.0.0,:: or set ERL_EPMD_ADDRESS)`
       : `listening on ${addresses.join(', ')}`,
   );
   service.ready();
+  keeper.start();
+  if (adopted > 0 || registry.provisionalNewestFirst().length > 0) snapshots?.schedule(produce);
   return done;
 }
 

@@ -21,6 +21,7 @@ import {
 } from '../protocol/replies.js';
 import { creationFor, type ProvisionalEntry, type Registration, type Registry } from '../registry/registry.js';
 import type { Logger } from '../log/logger.js';
+import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { isLocalPeer } from './locality.js';
 import { socketFd } from './socket-fd.js';
@@ -61,6 +62,8 @@ export interface Connection {
   phase: Phase;
   reader: FrameReader;
   registration?: Registration<Connection>;
+  /** Name under which the connection sits in systemd's fd store, if it does. */
+  storeName?: string;
 }
 
 
@@ -112,31 +115,55 @@ export class EpmdServer {
       socket.destroy();
       return;
     }
-    const fd = socketFd(socket);
-    const conn: Connection = {
-      id: fd >= 0 ? fd : this.nextId++,
-      socket,
-      local: isLocalPeer(socket.remoteAddress, socket.localAddress),
-      peer: formatPeer(socket),
-      phase: 'reading',
-      reader: new FrameReader(),
-    };
-    this.connections.add(conn);
+    const conn = this.track(socket, 'reading', isLocalPeer(socket.remoteAddress, socket.localAddress));
     this.waiting.add(conn);
-    this.log.trace({ peer: conn.peer, local: conn.local, conn: conn.id }, 'connection opened');
-
-    socket.on('error', (err) => this.log.trace({ conn: conn.id, err: err.message }, 'socket error'));
-    socket.on('close', () => this.closed(conn));
     socket.on('timeout', () => {
       this.log.debug({ peer: conn.peer, received: conn.reader.received }, 'idle connection closed');
       socket.destroy();
     });
     socket.setTimeout((this.settings.packetTimeout + 1) * 1000);
-    socket.on('data', (chunk) => this.received(conn, chunk));
     if (this.settings.delayAcceptSeconds > 0) {
       socket.pause();
       setTimeout(() => socket.resume(), this.settings.delayAcceptSeconds * 1000);
     }
+  }
+
+  /**
+   * Takes over a registration connection that outlived the previous process (fd store), with the
+   * registration it carried and its creation. Returns false if the name is taken meanwhile.
+   */
+  adopt(socket: net.Socket, node: NodeInfo, creation: number, storeName: string): Registration<Connection> | undefined {
+    const conn = this.track(socket, 'registered', true);
+    conn.storeName = storeName;
+    const registration = this.registry.adopt(node, creation, conn, conn.id);
+    if (!registration) {
+      socket.destroy();
+      return undefined;
+    }
+    conn.registration = registration;
+    this.log.info(
+      { event: 'adopt', node: displayName(node.name), port: node.port, creation, peer: conn.peer },
+      'node registration taken over from the previous process',
+    );
+    return registration;
+  }
+
+  private track(socket: net.Socket, phase: Phase, local: boolean): Connection {
+    const fd = socketFd(socket);
+    const conn: Connection = {
+      id: fd >= 0 ? fd : this.nextId++,
+      socket,
+      local,
+      peer: formatPeer(socket),
+      phase,
+      reader: new FrameReader(),
+    };
+    this.connections.add(conn);
+    this.log.trace({ peer: conn.peer, local: conn.local, conn: conn.id }, 'connection opened');
+    socket.on('error', (err) => this.log.trace({ conn: conn.id, err: err.message }, 'socket error'));
+    socket.on('close', () => this.closed(conn));
+    socket.on('data', (chunk) => this.received(conn, chunk));
+    return conn;
   }
 
   /** Makes room under the connection cap by dropping the oldest connection still without a request. */

@@ -9,7 +9,7 @@ import { Notifier, startWatchdog, type WatchdogHandle } from './notify.js';
 const STATUS_DELAY_MS = 200;
 
 export class ServiceManager {
-  private readonly notifier: Notifier;
+  readonly notifier: Notifier;
   private watchdog: WatchdogHandle | null = null;
   private statusTimer: NodeJS.Timeout | undefined;
 

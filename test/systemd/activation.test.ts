@@ -71,13 +71,23 @@ describe('socket activation (systemd-socket-activate)', () => {
     expect(names.recv.readUInt32BE(0)).toBe(4444);
   });
 
-  it('keeps STATUS current with the number of registered nodes', async () => {
+  it('hands each registration to the fd store, removes it when the node goes, and keeps STATUS current', async () => {
     const a = await activate(['-systemd']);
     const node = await register(a.port, { port: 5000, name: 'one' });
     expect((await a.notify.next()).fields.READY).toBe('1');
+    const stored = await a.notify.next();
+    expect(stored.fields).toEqual({ FDSTORE: '1', FDNAME: 'reg-1' });
+    // The node's own connection (its peer is the node's local end) and the memfd describing it.
+    expect(stored.fds).toHaveLength(2);
+    const [socket, memfd] = stored.fds;
+    expect(socket!.mode).toBe('socket');
+    expect(socket!.peer).toEqual(['127.0.0.1', node.socket.localPort]);
+    expect(memfd!.mode).toBe('file');
+    expect(memfd!.content).toContain('"epmd-ng-registry"');
     const status = await a.notify.next();
     expect(status.fields.STATUS).toMatch(/^Serving 1 node on /);
     await node.close();
+    expect((await a.notify.next()).fields).toEqual({ FDSTOREREMOVE: '1', FDNAME: 'reg-1' });
     expect((await a.notify.next()).fields.STATUS).toMatch(/^Serving 0 nodes on /);
   });
 
