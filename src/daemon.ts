@@ -16,7 +16,8 @@ import { takeActivationFds, type ActivatedFd } from './systemd/activation.js';
 import { FdStore, recoverStored } from './systemd/fd-store.js';
 import { ServiceManager } from './systemd/service.js';
 
-/** How often provisional entries are probed. */
+/** When provisional entries are probed: first after OTP nodes' 2 s re-registration, then every 5 s. */
+const FIRST_PROBE_MS = 2500;
 const PROBE_INTERVAL_MS = 5000;
 
 /** How the daemon process should end: the caller maps this to process.exit. */
@@ -231,7 +232,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     },
   );
   for (const listener of servers) server.attach(listener);
-  const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, dropped: changed });
+  const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
   if (snapshots) restoreSnapshot(snapshots, registry, config, log);

@@ -7,6 +7,11 @@ export interface ProvisionalOptions {
   ttlMs: number;
   /** Time between probe rounds, ms. */
   intervalMs: number;
+  /**
+   * Delay before the first round, ms: OTP 24+ nodes register again about 2 s after losing their
+   * epmd connection, and replace their entries without being probed at all.
+   */
+  firstRoundMs: number;
   probe?: (port: number, name: Buffer, creation: number) => Promise<ProbeResult>;
   now?: () => number;
   /** An entry was dropped (the caller saves a snapshot). */
@@ -34,12 +39,16 @@ export class ProvisionalKeeper<Owner> {
 
   start(): void {
     if (this.timer || this.registry.provisionalNewestFirst().length === 0) return;
-    void this.round();
-    this.timer = setInterval(() => void this.round(), this.options.intervalMs);
+    this.timer = setTimeout(() => {
+      void this.round();
+      this.timer = setInterval(() => void this.round(), this.options.intervalMs);
+      this.timer.unref();
+    }, this.options.firstRoundMs);
     this.timer.unref();
   }
 
   stop(): void {
+    clearTimeout(this.timer);
     clearInterval(this.timer);
     this.timer = undefined;
   }
