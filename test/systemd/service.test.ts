@@ -2,49 +2,14 @@
 // the shipped units, socket activation, Type=notify readiness, status, journal priorities, reload,
 // stop, the watchdog, an application unit with Requires=epmd.service, hardening, and the drop-in
 // that opens the port to other hosts. Needs root (the test command runs as root).
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot } from '../helpers/daemon.js';
-import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, execIn, isRoot, requireRoot, shareDir, stopContainer } from './sdh.js';
+import { containerShell, waitFor } from './container.js';
+import { installEpmdNg } from './install.js';
+import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, execIn, isRoot, requireRoot, stopContainer } from './sdh.js';
 
 const name = containerName('epmd-svc');
 
-async function sh(script: string, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return execIn(name, ['bash', '-c', script], { timeoutMs });
-}
-
-/** Runs a shell command inside that must succeed; returns its stdout. */
-async function ok(script: string): Promise<string> {
-  const r = await sh(script);
-  if (r.code !== 0) throw new Error(`\`${script}\` failed (${r.code}): ${r.stderr}${r.stdout}`);
-  return r.stdout;
-}
-
-async function show(unit: string, ...props: string[]): Promise<Record<string, string>> {
-  const out = await ok(`systemctl show ${unit} ${props.map((p) => `-p ${p}`).join(' ')}`);
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
-interface JournalEntry {
-  MESSAGE?: string;
-  PRIORITY?: string;
-  __MONOTONIC_TIMESTAMP?: string;
-}
-
-async function journal(unit: string, extra = ''): Promise<JournalEntry[]> {
-  const out = await ok(`journalctl --no-pager -u ${unit} -o json ${extra}`);
-  return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry);
-}
+const { sh, ok, show, journal } = containerShell(name);
 
 /** NAMES over TCP from inside the container, to any address (node 18 from Debian). */
 function namesVia(host: string): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -60,13 +25,7 @@ describe('epmd-ng under a real systemd', () => {
 
   beforeAll(async () => {
     await bootContainer(name);
-    const share = shareDir(name);
-    for (const f of ['dist/epmd-ng.mjs', 'build/sd_native.node', 'scripts/install.sh']) {
-      fs.mkdirSync(path.join(share, path.dirname(f)), { recursive: true });
-      fs.copyFileSync(path.join(repoRoot, f), path.join(share, f));
-    }
-    fs.cpSync(path.join(repoRoot, 'systemd'), path.join(share, 'systemd'), { recursive: true });
-    await ok('SRC=/host bash /host/scripts/install.sh && systemctl daemon-reload && systemctl enable epmd-ng.service && systemctl start epmd-ng.socket');
+    await installEpmdNg(name);
   }, BOOT_TIMEOUT_MS);
 
   afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);

@@ -1,0 +1,47 @@
+// Shell helpers for tests that drive a harness container: run commands, read unit properties and
+// the journal, wait for conditions.
+import { execIn, type ExecResult } from './sdh.js';
+
+export interface JournalEntry {
+  MESSAGE?: string;
+  PRIORITY?: string;
+  __MONOTONIC_TIMESTAMP?: string;
+}
+
+export interface ContainerShell {
+  sh(script: string, timeoutMs?: number): Promise<ExecResult>;
+  /** Runs a command that must succeed; returns its stdout. */
+  ok(script: string, timeoutMs?: number): Promise<string>;
+  show(unit: string, ...props: string[]): Promise<Record<string, string>>;
+  journal(unit: string, extra?: string): Promise<JournalEntry[]>;
+}
+
+export function containerShell(name: string): ContainerShell {
+  const sh = (script: string, timeoutMs = 60_000) => execIn(name, ['bash', '-c', script], { timeoutMs });
+  const ok = async (script: string, timeoutMs?: number) => {
+    const r = await sh(script, timeoutMs);
+    if (r.code !== 0) throw new Error(`\`${script}\` failed (${r.code}): ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  };
+  return {
+    sh,
+    ok,
+    async show(unit, ...props) {
+      const out = await ok(`systemctl show ${unit} ${props.map((p) => `-p ${p}`).join(' ')}`);
+      return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    },
+    async journal(unit, extra = '') {
+      const out = await ok(`journalctl --no-pager -u ${unit} -o json ${extra}`);
+      return out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as JournalEntry);
+    },
+  };
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
