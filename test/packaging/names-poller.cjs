@@ -1,0 +1,49 @@
+// Polls epmd with NAMES every INTERVAL ms until the file STOP exists, and writes one JSON line per
+// poll to OUT: {"t": ms since start, "ms": duration, "names": [...]} or {"t", "ms", "error"}.
+// Runs inside the test container on Debian's Node 18 (plain CommonJS, no dependencies).
+//   node names-poller.cjs OUT STOP [INTERVAL=50] [PORT=4369]
+'use strict';
+const fs = require('fs');
+const net = require('net');
+
+const [out, stop, intervalText = '50', portText = '4369'] = process.argv.slice(2);
+const interval = Number(intervalText);
+const port = Number(portText);
+const fd = fs.openSync(out, 'w');
+const start = Date.now();
+
+function names() {
+  return new Promise((resolve) => {
+    const chunks = [];
+    let settled = false;
+    const done = (r) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(Buffer.from([0, 1, 110])));
+    const timer = setTimeout(() => done({ error: 'timeout' }), 5000);
+    sock.on('data', (d) => chunks.push(d));
+    sock.on('error', (e) => done({ error: e.code || e.message }));
+    sock.on('close', () => {
+      const b = Buffer.concat(chunks);
+      if (b.length < 4) return done({ error: `short reply (${b.length} bytes)` });
+      const text = b.subarray(4).toString('latin1');
+      done({ port: b.readUInt32BE(0), names: [...text.matchAll(/^name (.*) at port \d+$/gm)].map((m) => m[1]).sort() });
+    });
+  });
+}
+
+(async () => {
+  for (;;) {
+    const t0 = Date.now();
+    const r = await names();
+    fs.writeSync(fd, `${JSON.stringify({ t: t0 - start, ms: Date.now() - t0, ...r })}\n`);
+    if (fs.existsSync(stop)) break;
+    const wait = interval - (Date.now() - t0);
+    if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+  }
+  fs.closeSync(fd);
+})();

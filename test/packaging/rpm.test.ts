@@ -1,0 +1,106 @@
+// The .rpm on a real systemd: `rpm -K`, then `rpm -i --nodeps` with its scriptlets inside the
+// same Debian 12 systemd root as the .deb tests (Debian has rpm, but its packages are not in the
+// rpm database, hence --nodeps), a real Erlang node, an upgrade with `rpm -U` that keeps every
+// registration visible, and an erase that leaves nothing behind. Needs root.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
+import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages } from './packages.js';
+
+const name = containerName('pkg-rpm');
+const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
+
+describe('the .rpm under a real systemd', () => {
+  if (!isRoot()) {
+    it('runs as root', () => requireRoot('test/packaging/rpm.test.ts'));
+    return;
+  }
+
+  let pkgs: Packages;
+  let upgrade: Packages;
+  let fsBefore = '';
+  let usersBefore = '';
+  const rpmFile = () => `/host/${path.basename(pkgs.rpm)}`;
+
+  beforeAll(async () => {
+    pkgs = buildPackages();
+    upgrade = buildUpgradePackages();
+    await bootContainer(name);
+    const share = shareDir(name);
+    fs.copyFileSync(pkgs.rpm, path.join(share, path.basename(pkgs.rpm)));
+    fs.copyFileSync(upgrade.rpm, path.join(share, path.basename(upgrade.rpm)));
+    fs.copyFileSync(path.join(repoRoot, 'test/packaging/names-poller.cjs'), path.join(share, 'names-poller.cjs'));
+    fsBefore = await ok(FS_SNAPSHOT);
+    usersBefore = await ok('getent passwd | sort; getent group | sort');
+  }, BOOT_TIMEOUT_MS);
+
+  afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
+
+  it('rpm -K: the digests check out', async () => {
+    const r = await sh(`rpm -K ${rpmFile()}`);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(`${rpmFile()}: digests OK`);
+  });
+
+  it('rpm -i --nodeps runs the scriptlets: enabled, epmd.* aliases, the socket listens on loopback 4369', async () => {
+    await ok(`rpm -i --nodeps ${rpmFile()}`);
+    expect((await ok("rpm -q --qf '%{VERSION}' epmd-ng")).trim()).toBe(pkgs.version);
+    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
+    expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
+    // The units come from the rpm (in /usr/lib/systemd/system; /lib is the same directory here).
+    expect((await ok("rpm -qf --qf '%{NAME}' /usr/lib/systemd/system/epmd-ng.socket")).trim()).toBe('epmd-ng');
+    const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
+    expect(listening.trim().split('\n')).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
+    expect(await ok('cat /etc/sysconfig/epmd-ng')).toContain('#EPMD_NG_MAX_CONNECTIONS=');
+  });
+
+  it('serves a real Erlang node: epmd -names and epmd-ng names --json list it', async () => {
+    await startNode('r1');
+    await startNode('r2');
+    await waitNode('r1');
+    await waitNode('r2');
+    const json = JSON.parse(await ok('epmd-ng names --json')) as { nodes: { name: string }[] };
+    expect(json.nodes.map((n) => n.name).sort()).toEqual(['r1', 'r2']);
+    await ok('systemctl start epmd');
+    expect((await show('epmd-ng.service', 'ActiveState')).ActiveState).toBe('active');
+  });
+
+  it('rpm -U to a newer build keeps every node visible in every NAMES reply', async () => {
+    const pollFile = path.join(shareDir(name), 'poll.jsonl');
+    const before = await show('epmd-ng.service', 'MainPID');
+    await ok('rm -f /run/poll-stop && systemd-run -q --unit=names-poller node /host/names-poller.cjs /host/poll.jsonl /run/poll-stop 50');
+    await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
+    await ok(`rpm -U --nodeps /host/${path.basename(upgrade.rpm)}`);
+    await new Promise((r) => setTimeout(r, 3000));
+    await ok('touch /run/poll-stop');
+    await waitFor('the poller to finish', async () => (await sh('systemctl is-active names-poller')).stdout.trim() !== 'active');
+
+    expect((await ok("rpm -q --qf '%{VERSION}' epmd-ng")).trim()).toBe(upgrade.version);
+    const after = await show('epmd-ng.service', 'MainPID', 'ActiveState');
+    expect(after.ActiveState).toBe('active');
+    expect(after.MainPID).not.toBe(before.MainPID);
+    const polls = readPolls(pollFile);
+    const bad = polls.filter((p) => p.error !== undefined || (p.names ?? []).join(',') !== 'r1,r2');
+    console.log(`rpm upgrade: ${polls.length} polls, slowest reply ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
+    expect(bad.slice(0, 10)).toEqual([]);
+  }, 120_000);
+
+  it('rpm -e stops, disables and erases cleanly: no files, users, units or state left', async () => {
+    await ok('systemctl stop erl-r1 erl-r2');
+    await ok('rpm -e epmd-ng');
+    expect((await sh('rpm -q epmd-ng')).code).not.toBe(0);
+    expect((await ok("ss -ltnH | awk '{print $4}'")).trim()).toBe('');
+    expect(await names()).toEqual([]);
+    expect(await show('epmd.service', 'Id', 'FragmentPath')).toEqual({ Id: 'epmd.service', FragmentPath: '/lib/systemd/system/epmd.service' });
+    const diff = diffLines(fsBefore, await ok(FS_SNAPSHOT));
+    // rpm created /etc/sysconfig and /usr/share/licenses as parents of the package's files:
+    // Debian has neither, on RPM-based systems the base packages (setup, filesystem) own them.
+    // rpm never removes directories that no package owns; nothing of epmd-ng's is left in them.
+    expect(diff).toEqual({ gone: [], added: ['/etc/sysconfig', '/usr/share/licenses'] });
+    expect((await ok('ls -A /etc/sysconfig /usr/share/licenses')).trim()).toBe('/etc/sysconfig:\n\n/usr/share/licenses:');
+    expect(await ok('getent passwd | sort; getent group | sort')).toBe(usersBefore);
+    expect((await sh("systemctl list-unit-files --no-legend 'epmd-ng*'")).stdout.trim()).toBe('');
+  });
+});
