@@ -196,9 +196,11 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
     memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
   }
   // No SCM_CREDENTIALS needed: PID 1 sets SO_PASSCRED, so the kernel attaches our pid itself.
-  // A blocking send, as libsystemd's: the datagram is tiny and PID 1 drains its queue promptly.
+  // Never blocks: when PID 1 lags behind (its fd store costs it time per stored fd), the send fails
+  // with EAGAIN and the caller decides what to retry, instead of the daemon's event loop stalling
+  // until the watchdog fires.
   ssize_t n;
-  do n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+  do n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
   int saved = errno;
   close(sock);

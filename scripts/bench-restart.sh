@@ -17,7 +17,8 @@ inside 'SRC=/host bash /host/scripts/install.sh && systemctl daemon-reload && sy
 inside "systemd-run -q -p LimitNOFILE=65536 --unit=holder node /host/test/fixtures/holder.mjs c $N /run/holder.out"
 count() { inside "epmd -names | grep -c '^name ' || true"; }
 start=$(date +%s%N)
-until [ "$(count)" = "$N" ]; do sleep 0.5; done
+for _ in $(seq 240); do [ "$(count)" = "$N" ] && break; sleep 0.5; done
+[ "$(count)" = "$N" ] || { echo "only $(count) of $N registered:"; inside "systemctl status holder --no-pager | tail -5; journalctl -u epmd-ng --no-pager -p warning | tail -5"; exit 1; }
 echo "registered $N nodes in $(( ($(date +%s%N) - start) / 1000000 )) ms"
 stored=$(inside 'systemctl show -p NFileDescriptorStore --value epmd-ng.service')
 echo "fd store: $stored fds"

@@ -15,7 +15,8 @@
 #                         version: the bundle's --version stays what it was built with.
 #   EPMD_NG_PKG_RELEASE   RPM release (default 1)
 #   EPMD_NG_PKG_OUT       output directory (default dist/pkg)
-#   EPMD_NG_MAINTAINER    Debian Maintainer field (default: the author of the last commit)
+#   EPMD_NG_MAINTAINER    Maintainer (.deb) and Packager (.rpm), 'Name <address>' (default: the
+#                         project's maintainers, as in the spec's %changelog)
 #   SOURCE_DATE_EPOCH     timestamps inside the packages (default: time of the last commit)
 set -euo pipefail
 umask 022
@@ -59,7 +60,7 @@ if [[ -z ${SOURCE_DATE_EPOCH:-} ]]; then
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null || stat -c %Y package.json)
 fi
 export SOURCE_DATE_EPOCH
-MAINTAINER=${EPMD_NG_MAINTAINER:-$(git log -1 --format='%an <%ae>' 2>/dev/null || true)}
+MAINTAINER=${EPMD_NG_MAINTAINER:-epmd-ng maintainers <maintainers@users.noreply.r-seed-6436eb06.example>}
 [[ $MAINTAINER =~ ^[^\<]+\ \<[^@\>]+@[^\>]+\>$ ]] || die "set EPMD_NG_MAINTAINER to 'Name <address>' (got '$MAINTAINER')"
 DEB_ARCH=$(dpkg --print-architecture)
 RPM_ARCH=$(uname -m)
@@ -131,7 +132,9 @@ build_rpm() {
   # under dash here; the spec's %install already strips the addon and compresses the man page,
   # and install.sh sets the modes brp-elfperms would.
   # packager: rpm's Packager tag comes from the build, not from the spec (Fedora forbids it there).
-  rpmbuild -bb --quiet \
+  # --nodeps: the BuildRequires (nodejs, binutils) are Debian packages here, unknown to rpm's
+  # database; ensure-packages.sh above and `node` on PATH stand for them.
+  rpmbuild -bb --quiet --nodeps \
     --define "_topdir $top" \
     --define "_tmppath $top/tmp" \
     --define "epmd_ng_src $ROOT" \

@@ -20,9 +20,23 @@ export interface StoredRegistration {
   seq: number;
 }
 
+type Message = { storeName: string; fields: Record<string, string>; fds: number[]; memfd?: number };
+
+/** Retry delay while PID 1's notify queue is full. */
+const RETRY_MS = 10;
+
 export class FdStore {
   private nextSeq = 1;
   private warned = false;
+  /**
+   * Messages PID 1 has not accepted yet, in order. systemd 252 compares every new fd with every
+   * stored one, so a registration storm of thousands can fill its queue: the daemon never blocks
+   * on that, it queues here and retries.
+   */
+  private readonly queue = new Map<number, Message>();
+  private readonly queuedStores = new Map<string, number>();
+  private nextId = 1;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly notifier: Notifier,
@@ -36,31 +50,78 @@ export class FdStore {
     this.nextSeq = Math.max(this.nextSeq, seq + 1);
   }
 
+  /** Messages waiting for PID 1 (for status and tests). */
+  get backlog(): number {
+    return this.queue.size;
+  }
+
   /** Stores a registration's connection and description; returns the store name, or undefined. */
   store(socketFd: number, node: SnapshotNode): string | undefined {
     if (!this.enabled || socketFd < 0) return undefined;
     const storeName = `${PREFIX}${(this.nextSeq++).toString(36)}`;
-    let memfd = -1;
+    let memfd: number;
     try {
       memfd = createMemfd(storeName);
       writeMemfd(memfd, encodeSnapshot({ version: 1, bootId: '', savedAt: Date.now(), nodes: [node], unused: [], creationCeiling: 0 }));
-      this.notifier.send({ FDSTORE: '1', FDNAME: storeName }, [socketFd, memfd]);
-      return storeName;
     } catch (err) {
-      if (!this.warned) this.log.warn({ err: String(err) }, 'cannot hand registrations to the systemd fd store; they will not survive a restart');
-      this.warned = true;
+      this.failed(err);
       return undefined;
-    } finally {
-      if (memfd >= 0) fs.closeSync(memfd);
     }
+    const id = this.enqueue({ storeName, fields: { FDSTORE: '1', FDNAME: storeName }, fds: [socketFd, memfd], memfd });
+    this.queuedStores.set(storeName, id);
+    this.flush();
+    return storeName;
   }
 
   remove(storeName: string): void {
-    try {
-      this.notifier.send({ FDSTOREREMOVE: '1', FDNAME: storeName });
-    } catch (err) {
-      this.log.warn({ err: String(err), storeName }, 'cannot remove a registration from the fd store');
+    const queued = this.queuedStores.get(storeName);
+    if (queued !== undefined) {
+      // Never handed over: forget it here (its socket fd may be reused by the next connection).
+      this.done(queued);
+      return;
     }
+    this.enqueue({ storeName, fields: { FDSTOREREMOVE: '1', FDNAME: storeName }, fds: [] });
+    this.flush();
+  }
+
+  private enqueue(message: Message): number {
+    const id = this.nextId++;
+    this.queue.set(id, message);
+    return id;
+  }
+
+  private done(id: number): void {
+    const message = this.queue.get(id);
+    if (!message) return;
+    this.queue.delete(id);
+    if (message.memfd !== undefined) {
+      this.queuedStores.delete(message.storeName);
+      fs.closeSync(message.memfd);
+    }
+  }
+
+  private flush(): void {
+    if (this.retry) return;
+    for (const [id, message] of this.queue) {
+      try {
+        this.notifier.send(message.fields, message.fds);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
+          this.retry = setTimeout(() => {
+            this.retry = undefined;
+            this.flush();
+          }, RETRY_MS);
+          return;
+        }
+        this.failed(err);
+      }
+      this.done(id);
+    }
+  }
+
+  private failed(err: unknown): void {
+    if (!this.warned) this.log.warn({ err: String(err) }, 'cannot hand registrations to the systemd fd store; they will not survive a restart');
+    this.warned = true;
   }
 }
 

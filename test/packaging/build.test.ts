@@ -19,6 +19,8 @@ describe('npm run package', () => {
 
   let pkgs: Packages;
   beforeAll(() => {
+    // The checkers, installed with apt when missing (package.sh installs them only with --lint).
+    execFileSync('bash', [path.join(repoRoot, 'scripts/ensure-packages.sh'), 'lintian', 'rpmlint'], { stdio: 'inherit' });
     pkgs = buildPackages();
   }, 15 * 60_000);
 

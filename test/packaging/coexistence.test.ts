@@ -95,6 +95,21 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(await names()).toEqual(['app', 'app2']);
     });
 
+    it('switching by hand, as the README says, works both ways', async () => {
+      await ok('systemctl disable --now epmd-ng.service epmd-ng.socket && systemctl start epmd.socket');
+      expect(await listening()).toEqual(['*:4369']);
+      expect((await show('epmd.socket', 'Id')).Id).toBe('epmd.socket');
+      await ok('systemctl start app.service');
+      await waitNode('app');
+      expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
+      await ok('systemctl stop epmd.socket epmd.service && systemctl enable --now epmd-ng.service');
+      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      await ok('systemctl start app.service app2.service');
+      await waitNode('app');
+      await waitNode('app2');
+    }, 60_000);
+
     it('removing epmd-ng gives the names back: erlang-base\'s epmd serves again, still enabled', async () => {
       await ok('apt-get remove -y epmd-ng');
       expect(await show('epmd.service', 'Id', 'FragmentPath', 'UnitFileState')).toEqual({
@@ -142,6 +157,21 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       await ok('systemctl start app3.service');
       await waitNode('app3');
     });
+
+    it('an upgrade of erlang-base disturbs epmd-ng only briefly: it stays enabled, and the nodes are back moments later', async () => {
+      // Reinstalling the same .deb runs erlang-base's upgrade path: its prerm kills any process
+      // whose name contains "epmd" (epmd-ng's is "epmd-ng") unless `epmd -kill` stops it, and its
+      // postinst restarts "epmd.service epmd.socket", which are epmd-ng's while it is enabled.
+      const before = await show('epmd-ng.service', 'MainPID');
+      const out = await ok(`dpkg -i /host/${erlangDeb} 2>&1`);
+      console.log(`erlang-base upgrade with epmd-ng installed: ${out.match(/Killing epmd\.\.\. .*/)?.[0] ?? '(no kill)'}`);
+      expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
+      expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
+      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '127.0.0.1:4369,[::1]:4369');
+      await waitNode('app3', 30_000);
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      console.log(`epmd-ng main PID ${before.MainPID} -> ${(await show('epmd-ng.service', 'MainPID')).MainPID}`);
+    }, 60_000);
 
     it('purging erlang-base while epmd-ng is installed leaves epmd-ng enabled and listening', async () => {
       // erlang-base's prerm stops "epmd.service epmd.socket" (ours) and its purge removes the
