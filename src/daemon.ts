@@ -89,21 +89,20 @@ function reportedPort(config: DaemonConfig, servers: net.Server[], activated: bo
 
 /** Takes over the registration connections systemd kept for us (fd store). */
 function adoptStored(inherited: ActivatedFd[], server: EpmdServer, fdStore: FdStore, log: Logger): number {
-  const { stored, broken } = recoverStored(inherited, log);
-  for (const name of broken) fdStore.remove(name);
+  const recovered = recoverStored(inherited, log);
   let adopted = 0;
-  for (const s of stored) {
+  for (const s of recovered.stored) {
     const socket = new net.Socket({ fd: s.socketFd, readable: true, writable: true });
     if (server.adopt(socket, s.node, s.node.creation, s.storeName)) adopted++;
-    else fdStore.remove(s.storeName);
-    fdStore.continueAfter(s.seq);
+    else recovered.stale.push(s.storeName);
   }
   for (const f of inherited) {
-    if (f.kind !== 'listening' && !f.name.startsWith('reg-')) {
+    if (f.kind !== 'listening' && !f.name.startsWith('r') && !f.name.startsWith('state-')) {
       log.warn({ fd: f.fd, name: f.name }, 'closing an unexpected file descriptor passed by systemd');
       fs.closeSync(f.fd);
     }
   }
+  fdStore.resume(recovered);
   return adopted;
 }
 
@@ -176,7 +175,9 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     const nodes = registry.size + provisional;
     return `Serving ${nodes} node${nodes === 1 ? '' : 's'}${provisional ? ` (${provisional} provisional)` : ''} on ${addresses.join(', ')}`;
   };
-  const fdStore = new FdStore(service.notifier, log, service.enabled && config.fdStore);
+  const fdStore = new FdStore(service.notifier, log, service.enabled && config.fdStore, function* () {
+    for (const r of registry.newestFirst()) if (r.owner.storeName) yield { storeName: r.owner.storeName, node: r };
+  });
   const snapshots = config.stateDir ? new SnapshotStore({ dir: config.stateDir, log }) : undefined;
   const bootId = readBootId();
   const produce = (): Snapshot => snapshotOf(registry, bootId);

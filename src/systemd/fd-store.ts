@@ -1,37 +1,124 @@
-// Registrations that outlive the process: each registration connection is handed to systemd's
-// file descriptor store together with a small memfd describing it, both under one FDNAME, in one
-// message (so they are stored or lost together). After a restart, a watchdog kill or a crash,
-// systemd passes them back and the new process adopts the very same TCP connections.
+// Registrations that outlive the process. Each registration connection is handed to systemd's file
+// descriptor store under a short name (`r<seq>`); what it registered is appended to one memfd, also
+// kept in the store (`state-<generation>`). After a restart, a watchdog kill or a crash, systemd
+// passes all of them back and the new process adopts the very same TCP connections.
+//
+// Why this shape: systemd passes the names back in one environment variable (LISTEN_FDNAMES), which
+// the kernel limits to 128 KiB, so names stay short and there is one fd per registration; systemd
+// 252 also compares each new fd with every stored one, so fewer fds is less work for PID 1.
 import fs from 'node:fs';
 import type { Logger } from '../log/logger.js';
-import { decodeSnapshot, encodeSnapshot, type SnapshotNode } from '../persistence/snapshot.js';
+import type { SnapshotNode } from '../persistence/snapshot.js';
 import type { ActivatedFd } from './activation.js';
-import { createMemfd, readMemfd, writeMemfd } from './memfd.js';
+import { createMemfd, readMemfd } from './memfd.js';
 import type { Notifier } from './notify.js';
 
-const PREFIX = 'reg-';
+const CONNECTION_PREFIX = 'r';
+const STATE_PREFIX = 'state-';
+/** Retry delay while PID 1's notify queue is full. */
+const RETRY_MS = 10;
+/** Rewrite the state memfd when it holds this many more records than there are registrations. */
+const COMPACT_SLACK = 1024;
+
+/** One state record: `<seq> <base64url of the packed registration>\n`. */
+export function encodeRecord(seq: number, node: SnapshotNode): string {
+  const packed = Buffer.alloc(16 + node.name.length + node.extra.length);
+  packed.writeUInt32BE(node.creation >>> 0, 0);
+  packed.writeUInt16BE(node.port, 4);
+  packed[6] = node.nodeType;
+  packed[7] = node.protocol;
+  packed.writeUInt16BE(node.highestVersion, 8);
+  packed.writeUInt16BE(node.lowestVersion, 10);
+  packed.writeUInt16BE(node.name.length, 12);
+  node.name.copy(packed, 14);
+  packed.writeUInt16BE(node.extra.length, 14 + node.name.length);
+  node.extra.copy(packed, 16 + node.name.length);
+  return `${seq.toString(36)} ${packed.toString('base64url')}\n`;
+}
+
+/** Reads state records; a torn last line (a crash mid-append) and malformed lines are skipped. */
+export function decodeRecords(text: string): Map<number, SnapshotNode> {
+  const nodes = new Map<number, SnapshotNode>();
+  for (const line of text.split('\n').slice(0, -1)) {
+    const [seqText, data] = line.split(' ');
+    if (!seqText || !data) continue;
+    const p = Buffer.from(data, 'base64url');
+    if (p.length < 16) continue;
+    const nameLength = p.readUInt16BE(12);
+    if (p.length < 16 + nameLength || p.length !== 16 + nameLength + p.readUInt16BE(14 + nameLength)) continue;
+    nodes.set(parseInt(seqText, 36), {
+      creation: p.readUInt32BE(0),
+      port: p.readUInt16BE(4),
+      nodeType: p[6]!,
+      protocol: p[7]!,
+      highestVersion: p.readUInt16BE(8),
+      lowestVersion: p.readUInt16BE(10),
+      name: Buffer.from(p.subarray(14, 14 + nameLength)),
+      extra: Buffer.from(p.subarray(16 + nameLength)),
+    });
+  }
+  return nodes;
+}
+
+const connectionName = (seq: number) => `${CONNECTION_PREFIX}${seq.toString(36)}`;
+const seqOf = (storeName: string) => parseInt(storeName.slice(CONNECTION_PREFIX.length), 36);
 
 /** A registration recovered from the store: its live connection and what it registered. */
 export interface StoredRegistration {
   storeName: string;
   socketFd: number;
   node: SnapshotNode;
-  /** Registration order, to keep NAMES' newest-first order across restarts. */
   seq: number;
 }
 
-type Message = { storeName: string; fields: Record<string, string>; fds: number[]; memfd?: number };
+export interface Recovered {
+  stored: StoredRegistration[];
+  /** Store names to drop: unreadable entries and the previous process's state memfds. */
+  stale: string[];
+  lastSeq: number;
+  lastGeneration: number;
+}
 
-/** Retry delay while PID 1's notify queue is full. */
-const RETRY_MS = 10;
+/** Takes the stored registrations out of the fds systemd passed back, oldest registration first. */
+export function recoverStored(inherited: ActivatedFd[], log: Logger): Recovered {
+  const states = inherited.filter((f) => f.name.startsWith(STATE_PREFIX));
+  const generationOf = (f: ActivatedFd) => parseInt(f.name.slice(STATE_PREFIX.length), 36) || 0;
+  const newest = states.reduce<ActivatedFd | undefined>((best, f) => (!best || generationOf(f) > generationOf(best) ? f : best), undefined);
+  const records = newest ? decodeRecords(readMemfd(newest.fd).toString('latin1')) : new Map<number, SnapshotNode>();
+  for (const f of states) fs.closeSync(f.fd);
+  const recovered: Recovered = { stored: [], stale: states.map((f) => f.name), lastSeq: 0, lastGeneration: newest ? generationOf(newest) : 0 };
+  for (const f of inherited) {
+    if (!f.name.startsWith(CONNECTION_PREFIX) || f.name.startsWith(STATE_PREFIX)) continue;
+    const seq = seqOf(f.name);
+    const node = records.get(seq);
+    recovered.lastSeq = Math.max(recovered.lastSeq, seq || 0);
+    if (f.kind !== 'stream' || !node) {
+      log.warn({ storeName: f.name, kind: f.kind }, 'dropping an fd store entry without a readable registration');
+      fs.closeSync(f.fd);
+      recovered.stale.push(f.name);
+      continue;
+    }
+    recovered.stored.push({ storeName: f.name, socketFd: f.fd, node, seq });
+  }
+  recovered.stored.sort((a, b) => a.seq - b.seq);
+  return recovered;
+}
+
+/** A notification for PID 1, or (closeFd) our copy of an fd to close once everything before it was sent. */
+type Message = { storeName: string; fields: Record<string, string>; fds: number[]; closeFd?: number };
 
 export class FdStore {
   private nextSeq = 1;
+  private generation = 0;
+  private stateFd = -1;
+  private stateName = '';
+  private stateSize = 0;
+  private records = 0;
+  private liveEntries = 0;
   private warned = false;
   /**
-   * Messages PID 1 has not accepted yet, in order. systemd 252 compares every new fd with every
-   * stored one, so a registration storm of thousands can fill its queue: the daemon never blocks
-   * on that, it queues here and retries.
+   * Messages PID 1 has not accepted yet, in order. A registration storm can fill its queue: the
+   * daemon never blocks on that, it queues here and retries.
    */
   private readonly queue = new Map<number, Message>();
   private readonly queuedStores = new Map<string, number>();
@@ -43,68 +130,107 @@ export class FdStore {
     private readonly log: Logger,
     /** EPMD_NG_FDSTORE=0 turns it off (e.g. a unit without FileDescriptorStoreMax=). */
     readonly enabled: boolean,
+    /** The registrations currently in the store, for rewriting the state memfd. */
+    private readonly live: () => Iterable<{ storeName: string; node: SnapshotNode }>,
   ) {}
 
-  /** Continue numbering after the entries adopted from the previous process. */
-  continueAfter(seq: number): void {
-    this.nextSeq = Math.max(this.nextSeq, seq + 1);
+  /** Continues after what the previous process left: numbering, state generation, stale entries. */
+  resume(recovered: Recovered): void {
+    this.nextSeq = recovered.lastSeq + 1;
+    this.generation = recovered.lastGeneration;
+    for (const name of recovered.stale) this.enqueue(name, { FDSTOREREMOVE: '1', FDNAME: name }, []);
+    for (const _ of this.live()) this.liveEntries++;
+    if (this.enabled) this.rewriteState();
+    this.flush();
   }
 
-  /** Messages waiting for PID 1 (for status and tests). */
+  /** Messages waiting for PID 1. */
   get backlog(): number {
     return this.queue.size;
   }
 
-  /** Stores a registration's connection and description; returns the store name, or undefined. */
+  /** Stores a registration's connection; returns its store name, or undefined. */
   store(socketFd: number, node: SnapshotNode): string | undefined {
-    if (!this.enabled || socketFd < 0) return undefined;
-    const storeName = `${PREFIX}${(this.nextSeq++).toString(36)}`;
-    let memfd: number;
+    if (!this.enabled || socketFd < 0 || (this.stateFd < 0 && !this.rewriteState())) return undefined;
+    const seq = this.nextSeq++;
     try {
-      memfd = createMemfd(storeName);
-      writeMemfd(memfd, encodeSnapshot({ version: 1, bootId: '', savedAt: Date.now(), nodes: [node], unused: [], creationCeiling: 0 }));
+      // The record goes first: a connection in the store is never without its description.
+      this.append(encodeRecord(seq, node));
     } catch (err) {
       this.failed(err);
       return undefined;
     }
-    const id = this.enqueue({ storeName, fields: { FDSTORE: '1', FDNAME: storeName }, fds: [socketFd, memfd], memfd });
-    this.queuedStores.set(storeName, id);
+    const storeName = connectionName(seq);
+    this.liveEntries++;
+    this.queuedStores.set(storeName, this.enqueue(storeName, { FDSTORE: '1', FDNAME: storeName }, [socketFd]));
     this.flush();
     return storeName;
   }
 
   remove(storeName: string): void {
+    this.liveEntries--;
     const queued = this.queuedStores.get(storeName);
     if (queued !== undefined) {
-      // Never handed over: forget it here (its socket fd may be reused by the next connection).
-      this.done(queued);
-      return;
+      // Never handed over: forget it here (its fd number may soon belong to another connection).
+      this.queue.delete(queued);
+      this.queuedStores.delete(storeName);
+    } else {
+      this.enqueue(storeName, { FDSTOREREMOVE: '1', FDNAME: storeName }, []);
+      this.flush();
     }
-    this.enqueue({ storeName, fields: { FDSTOREREMOVE: '1', FDNAME: storeName }, fds: [] });
-    this.flush();
   }
 
-  private enqueue(message: Message): number {
+  private append(record: string): void {
+    const bytes = Buffer.from(record, 'latin1');
+    fs.writeSync(this.stateFd, bytes, 0, bytes.length, this.stateSize);
+    this.stateSize += bytes.length;
+    if (++this.records > 2 * this.liveEntries + COMPACT_SLACK) this.rewriteState();
+  }
+
+  /** A fresh state memfd with only the live registrations; the old one is dropped after it. */
+  private rewriteState(): boolean {
+    let fd = -1;
+    try {
+      const name = `${STATE_PREFIX}${(++this.generation).toString(36)}`;
+      fd = createMemfd(name);
+      let text = '';
+      let records = 0;
+      for (const { storeName, node } of this.live()) {
+        text += encodeRecord(seqOf(storeName), node);
+        records++;
+      }
+      const bytes = Buffer.from(text, 'latin1');
+      fs.writeSync(fd, bytes, 0, bytes.length, 0);
+      const previous = { name: this.stateName, fd: this.stateFd };
+      this.stateFd = fd;
+      this.stateName = name;
+      this.stateSize = bytes.length;
+      this.records = records;
+      // Systemd keeps its own copy of the memfd; ours stays open for appending.
+      this.enqueue(name, { FDSTORE: '1', FDNAME: name }, [fd]);
+      if (previous.name) this.enqueue(previous.name, { FDSTOREREMOVE: '1', FDNAME: previous.name }, []);
+      if (previous.fd >= 0) this.queue.set(this.nextId++, { storeName: previous.name, fields: {}, fds: [], closeFd: previous.fd });
+      this.flush();
+      return true;
+    } catch (err) {
+      if (fd >= 0 && fd !== this.stateFd) fs.closeSync(fd);
+      this.failed(err);
+      return false;
+    }
+  }
+
+  private enqueue(storeName: string, fields: Record<string, string>, fds: number[]): number {
     const id = this.nextId++;
-    this.queue.set(id, message);
+    this.queue.set(id, { storeName, fields, fds });
     return id;
-  }
-
-  private done(id: number): void {
-    const message = this.queue.get(id);
-    if (!message) return;
-    this.queue.delete(id);
-    if (message.memfd !== undefined) {
-      this.queuedStores.delete(message.storeName);
-      fs.closeSync(message.memfd);
-    }
   }
 
   private flush(): void {
     if (this.retry) return;
     for (const [id, message] of this.queue) {
       try {
-        this.notifier.send(message.fields, message.fds);
+        if (message.closeFd !== undefined) fs.closeSync(message.closeFd);
+        else this.notifier.send(message.fields, message.fds);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'EAGAIN') {
           this.retry = setTimeout(() => {
@@ -115,7 +241,8 @@ export class FdStore {
         }
         this.failed(err);
       }
-      this.done(id);
+      this.queue.delete(id);
+      if (message.fields.FDSTORE) this.queuedStores.delete(message.storeName);
     }
   }
 
@@ -123,34 +250,4 @@ export class FdStore {
     if (!this.warned) this.log.warn({ err: String(err) }, 'cannot hand registrations to the systemd fd store; they will not survive a restart');
     this.warned = true;
   }
-}
-
-/**
- * Pairs the stored fds systemd passed back (a stream socket and a memfd per name). Pairs that
- * cannot be read are closed and reported so the caller can drop them from the store.
- */
-export function recoverStored(inherited: ActivatedFd[], log: Logger): { stored: StoredRegistration[]; broken: string[] } {
-  const byName = new Map<string, ActivatedFd[]>();
-  for (const f of inherited) {
-    if (!f.name.startsWith(PREFIX)) continue;
-    byName.set(f.name, [...(byName.get(f.name) ?? []), f]);
-  }
-  const stored: StoredRegistration[] = [];
-  const broken: string[] = [];
-  for (const [storeName, fds] of byName) {
-    const socket = fds.find((f) => f.kind === 'stream');
-    const data = fds.find((f) => f.kind === 'other');
-    const decoded = data ? decodeSnapshot(readMemfd(data.fd)) : undefined;
-    if (data) fs.closeSync(data.fd);
-    const node = decoded?.ok ? decoded.snapshot.nodes[0] : undefined;
-    if (!socket || !node || fds.length !== 2) {
-      log.warn({ storeName, fds: fds.length, reason: decoded && !decoded.ok ? decoded.reason : 'incomplete entry' }, 'dropping an unusable fd store entry');
-      for (const f of fds) if (f !== data) fs.closeSync(f.fd);
-      broken.push(storeName);
-      continue;
-    }
-    stored.push({ storeName, socketFd: socket.fd, node, seq: parseInt(storeName.slice(PREFIX.length), 36) || 0 });
-  }
-  stored.sort((a, b) => a.seq - b.seq);
-  return { stored, broken };
 }
