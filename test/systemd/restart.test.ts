@@ -106,7 +106,9 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
     expect(after.MainPID).not.toBe(before.MainPID);
     expect(Number(after.NRestarts)).toBe(Number(before.NRestarts) + 1);
     // Connections made while no process ran wait in the socket's backlog: never a short answer.
-    expect(counts.filter((c) => c !== HELD + 1)).toEqual([]);
+    // (The one request the killed process was serving at that instant may be reset: -1.)
+    expect(counts.filter((c) => c !== HELD + 1 && c !== -1)).toEqual([]);
+    expect(counts.filter((c) => c === -1).length).toBeLessThanOrEqual(1);
     expect(await listed()).toEqual(expected('a'));
     expect(await ok('cat /run/holder.out')).not.toContain('closed');
   });
@@ -155,5 +157,27 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
     await waitFor('the probe to remove the dead entries', async () => (await listedJson()).filter((n) => n.provisional).length === 0, 20_000);
     await waitFor('a back', async () => (await listed()).includes('a'));
     expect(await listed()).toEqual(['a']);
+  });
+
+  it('a corrupt snapshot is moved aside and the service starts and serves', async () => {
+    await ok('systemctl stop epmd-ng.service && printf \'{"format":"epmd-ng-registry","vers\' > /var/lib/private/epmd-ng/registry.json && systemctl start epmd-ng.service');
+    expect((await show('epmd-ng.service', 'ActiveState')).ActiveState).toBe('active');
+    expect((await sh('epmd -names')).code).toBe(0);
+    expect(await ok('ls /var/lib/private/epmd-ng')).toMatch(/registry\.json\.bad-/);
+    const warnings = await journal('epmd-ng.service', '-p warning');
+    expect(warnings.some((e) => e.MESSAGE?.includes('registry.json'))).toBe(true);
+  });
+
+  it('a read-only state directory is logged, and the service starts and serves', async () => {
+    await ok(
+      'mkdir -p /run/systemd/system/epmd-ng.service.d && ' +
+        "printf '[Service]\\nReadOnlyPaths=/var/lib/private/epmd-ng\\n' > /run/systemd/system/epmd-ng.service.d/ro.conf && " +
+        'systemctl daemon-reload && systemctl restart epmd-ng.service',
+    );
+    await ok('systemd-run --unit=erl-e --setenv=HOME=/root erl -sname e -start_epmd false -noshell -noinput -setcookie c');
+    await waitFor('e registered', async () => (await listed()).includes('e'));
+    await waitFor('a warning about the snapshot', async () => (await journal('epmd-ng.service', '-p warning')).some((e) => /EROFS|read-only/i.test(e.MESSAGE ?? '')));
+    expect((await show('epmd-ng.service', 'ActiveState')).ActiveState).toBe('active');
+    await ok('systemctl stop erl-e; rm -r /run/systemd/system/epmd-ng.service.d && systemctl daemon-reload && systemctl restart epmd-ng.service');
   });
 });
