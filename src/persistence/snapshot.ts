@@ -7,23 +7,19 @@
  * nothing about what the registry does with a snapshot and does no I/O.
  */
 
+import { MAX_SYMBOL_BYTES } from '../protocol/constants.js';
+import type { NodeInfo } from '../protocol/requests.js';
+
 export const SNAPSHOT_FORMAT = 'epmd-ng-registry';
 export const SNAPSHOT_VERSION = 1;
 
 /** Longest node name and extra epmd accepts (MAXSYMLEN). */
-const MAX_SYMBOL_BYTES = 1020;
 const MAX_U32 = 0xffff_ffff;
 /** A boot id is a 36-character UUID; anything far longer is not one. */
 const MAX_BOOT_ID_CHARS = 128;
 
-export interface SnapshotNode {
-  name: Buffer;
-  port: number;
-  nodeType: number;
-  protocol: number;
-  highestVersion: number;
-  lowestVersion: number;
-  extra: Buffer;
+/** A registration as saved: what the node registered, and its creation. */
+export interface SnapshotNode extends NodeInfo {
   creation: number;
 }
 

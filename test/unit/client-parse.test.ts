@@ -1,33 +1,20 @@
 // parseDump: the client's --json parser of DUMP replies (spec §5.4 format; golden A2, A16, A37, B7, G-C).
 // (parseNames was folded into parseDump: `names --json` now asks DUMP so it can mark provisional entries.)
 import { describe, expect, it } from 'vitest';
+import { hex } from '../helpers/wire.js';
 import { parseDump } from '../../src/cli/client.js';
 import { encodeDumpReply } from '../../src/protocol/replies.js';
 
-/** Hex with the golden file's run notation: `61×255`, `(c3 a9)×3`. */
-function hx(text: string): Buffer {
-  const out: number[] = [];
-  const re = /\(([0-9a-f ]+)\)×(\d+)|([0-9a-f]{2})×(\d+)|([0-9a-f]{2})/gi;
-  for (const m of text.matchAll(re)) {
-    if (m[1] !== undefined) {
-      const group = m[1].trim().split(/\s+/).map((b) => parseInt(b, 16));
-      for (let i = 0; i < Number(m[2]); i++) out.push(...group);
-    } else if (m[3] !== undefined) {
-      for (let i = 0; i < Number(m[4]); i++) out.push(parseInt(m[3], 16));
-    } else out.push(parseInt(m[5]!, 16));
-  }
-  return Buffer.from(out);
-}
 
 const EMOJI = '\u{1F600}';
 
 describe('parseDump (spec §5.4)', () => {
   it('A2: an empty registry', () => {
-    expect(parseDump(hx('00 00 95 e1'))).toEqual({ port: 38369, active: [], unused: [] });
+    expect(parseDump(hex('00 00 95 e1'))).toEqual({ port: 38369, active: [], unused: [] });
   });
 
   it('A16: two active records with fds', () => {
-    const reply = hx(
+    const reply = hex(
       '00 00 95 e1 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 62 65 74 61 3e 20 61 74 20 70 6f 72 74 20 35 30 30 32 2c 20 66 64 20 3d 20 36 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 61 6c 70 68 61 3e 20 61 74 20 70 6f 72 74 20 35 30 30 31 2c 20 66 64 20 3d 20 35 0a 00',
     );
     expect(parseDump(reply)).toEqual({
@@ -53,7 +40,7 @@ describe('parseDump (spec §5.4)', () => {
   });
 
   it('A37: 8 active (incl. 255 × U+1F600) and 3 unused records (incl. the empty name "<>")', () => {
-    const reply = hx(
+    const reply = hex(
       '00 00 95 e1 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 63 72 65 3e 20 61 74 20 70 6f 72 74 20 35 30 31 36 2c 20 66 64 20 3d 20 31 32 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 74 72 61 69 6c 32 3e 20 61 74 20 70 6f 72 74 20 35 30 31 34 2c 20 66 64 20 3d 20 39 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 62 69 67 65 78 74 72 61 3e 20 61 74 20 70 6f 72 74 20 35 30 31 32 2c 20 66 64 20 3d 20 31 31 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c (f0 9f 98 80)×255 3e 20 61 74 20 70 6f 72 74 20 35 30 30 37 2c 20 66 64 20 3d 20 31 30 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 6e×255 3e 20 61 74 20 70 6f 72 74 20 35 30 30 35 2c 20 66 64 20 3d 20 38 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 77 69 74 68 65 78 74 72 61 3e 20 61 74 20 70 6f 72 74 20 35 30 30 33 2c 20 66 64 20 3d 20 37 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 62 65 74 61 3e 20 61 74 20 70 6f 72 74 20 35 30 30 32 2c 20 66 64 20 3d 20 36 0a 00 61 63 74 69 76 65 20 6e 61 6d 65 20 20 20 20 20 3c 61 6c 70 68 61 3e 20 61 74 20 70 6f 72 74 20 35 30 30 31 2c 20 66 64 20 3d 20 35 0a 00 6f 6c 64 2f 75 6e 75 73 65 64 20 6e 61 6d 65 20 3c 3e 2c 20 70 6f 72 74 20 3d 20 35 30 34 34 2c 20 66 64 20 3d 20 38 20 0a 00 6f 6c 64 2f 75 6e 75 73 65 64 20 6e 61 6d 65 20 3c 74 72 61 69 6c 3e 2c 20 70 6f 72 74 20 3d 20 35 30 31 34 2c 20 66 64 20 3d 20 39 20 0a 00 6f 6c 64 2f 75 6e 75 73 65 64 20 6e 61 6d 65 20 3c 63 68 61 74 74 79 3e 2c 20 70 6f 72 74 20 3d 20 35 30 31 35 2c 20 66 64 20 3d 20 31 32 20 0a 00',
     );
     const d = parseDump(reply);
@@ -98,7 +85,7 @@ describe('parseDump (spec §5.4)', () => {
 
   it('an active record is not mistaken for an unused one (no trailing space) and vice versa', () => {
     const reply = Buffer.concat([
-      hx('00 00 00 01'),
+      hex('00 00 00 01'),
       Buffer.from('active name     <a> at port 1, fd = 5 \n\0'), // stray space: not a valid active record
       Buffer.from('old/unused name <b>, port = 2, fd = 6\n\0'), // missing space: not a valid unused record
       Buffer.from('active name <c> at port 3, fd = 7\n\0'), // one space instead of five

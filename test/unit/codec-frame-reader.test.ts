@@ -1,34 +1,11 @@
 // FrameReader: OTP's incremental framing (spec §4), checked without sockets.
 import { describe, expect, it } from 'vitest';
+import { prng } from '../helpers/prng.js';
+import { hex } from '../helpers/wire.js';
 import { FrameReader, type FrameResult } from '../../src/protocol/frame-reader.js';
 import { MAX_FRAME_PAYLOAD } from '../../src/protocol/constants.js';
 
-/** Hex with the golden file's run notation: `61×255`, `(c3 a9)×3`. */
-function hx(text: string): Buffer {
-  const out: number[] = [];
-  const re = /\(([0-9a-f ]+)\)×(\d+)|([0-9a-f]{2})×(\d+)|([0-9a-f]{2})/gi;
-  for (const m of text.matchAll(re)) {
-    if (m[1] !== undefined) {
-      const group = m[1].trim().split(/\s+/).map((b) => parseInt(b, 16));
-      for (let i = 0; i < Number(m[2]); i++) out.push(...group);
-    } else if (m[3] !== undefined) {
-      for (let i = 0; i < Number(m[4]); i++) out.push(parseInt(m[3], 16));
-    } else out.push(parseInt(m[5]!, 16));
-  }
-  return Buffer.from(out);
-}
 
-/** Deterministic PRNG (mulberry32), so every run checks the same chunkings. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Cuts `stream` into chunks of 1..maxChunk bytes. */
 function randomSplit(stream: Buffer, rand: () => number, maxChunk: number): Buffer[] {
@@ -86,11 +63,11 @@ function frame(payload: Buffer): Buffer {
   return Buffer.concat([header, payload]);
 }
 
-const NAMES = hx('00 01 6e');
-const PORT2_ALPHA = hx('00 06 7a 61 6c 70 68 61'); // V8
-const ALIVE2_A3 = hx('00 12 78 13 89 4d 00 00 06 00 05 00 05 61 6c 70 68 61 00 00');
-const ALIVE2_A29 = hx('00 1b 78 13 96 4d 00 00 06 00 05 00 06 74 72 61 69 6c 32 00 00 4a 55 4e 4b 4a 55 4e 4b');
-const NAMES_3057 = hx('0b f1 6e 50×3056'); // A32
+const NAMES = hex('00 01 6e');
+const PORT2_ALPHA = hex('00 06 7a 61 6c 70 68 61'); // V8
+const ALIVE2_A3 = hex('00 12 78 13 89 4d 00 00 06 00 05 00 05 61 6c 70 68 61 00 00');
+const ALIVE2_A29 = hex('00 1b 78 13 96 4d 00 00 06 00 05 00 06 74 72 61 69 6c 32 00 00 4a 55 4e 4b 4a 55 4e 4b');
+const NAMES_3057 = hex('0b f1 6e 50×3056'); // A32
 const NAMES_3056 = frame(Buffer.concat([Buffer.from([0x6e]), Buffer.alloc(3055, 0x50)]));
 
 const SINGLE_FRAMES: [string, Buffer][] = [
@@ -100,7 +77,7 @@ const SINGLE_FRAMES: [string, Buffer][] = [
   ['A29 ALIVE2 with junk after Extra', ALIVE2_A29],
   ['A32 length 3057 (largest accepted)', NAMES_3057],
   ['length 3056', NAMES_3056],
-  ['payload of one zero byte', hx('00 01 00')],
+  ['payload of one zero byte', hex('00 01 00')],
 ];
 
 describe('FrameReader: one complete frame gives the same outcome under every chunking (spec §4 rules 1, 5)', () => {
@@ -116,7 +93,7 @@ describe('FrameReader: one complete frame gives the same outcome under every chu
     });
 
     it(`${label}: 300 seeded random splits`, () => {
-      const rand = rng(0x5eed + stream.length);
+      const rand = prng(0x5eed + stream.length);
       for (let round = 0; round < 300; round++) {
         const chunks = randomSplit(stream, rand, round % 2 === 0 ? 4 : stream.length);
         expect(feed(chunks), `split ${chunks.map((c) => c.length).join('+')}`).toEqual(expected);
@@ -144,16 +121,16 @@ describe('FrameReader: one complete frame gives the same outcome under every chu
 
 describe('FrameReader: partial frames stay incomplete (spec §4 rule 6)', () => {
   const partials: [string, Buffer][] = [
-    ['nothing yet (1 byte)', hx('00')],
-    ['header only, length 3', hx('00 03')],
-    ['header of 3057 only', hx('0b f1')],
-    ['G-D partial: len=100 + 16 bytes', Buffer.concat([hx('00 64'), Buffer.alloc(16, 0x41)])],
+    ['nothing yet (1 byte)', hex('00')],
+    ['header only, length 3', hex('00 03')],
+    ['header of 3057 only', hex('0b f1')],
+    ['G-D partial: len=100 + 16 bytes', Buffer.concat([hex('00 64'), Buffer.alloc(16, 0x41)])],
     ['A3 missing its last byte', ALIVE2_A3.subarray(0, ALIVE2_A3.length - 1)],
     ['A32 missing its last byte', NAMES_3057.subarray(0, NAMES_3057.length - 1)],
   ];
   for (const [label, stream] of partials) {
     it(`${label}: incomplete however it is split, and received counts every byte`, () => {
-      const rand = rng(7 + stream.length);
+      const rand = prng(7 + stream.length);
       const splits = [[stream], bytewise(stream), ...Array.from({ length: 50 }, () => randomSplit(stream, rand, 8))];
       for (const chunks of splits) {
         const reader = new FrameReader();
@@ -171,18 +148,18 @@ describe('FrameReader: partial frames stay incomplete (spec §4 rule 6)', () => 
 
 describe('FrameReader: invalid length field (spec §4 rules 2 and 3)', () => {
   const cases: [string, Buffer, number][] = [
-    ['V16/A30 length 0', hx('00 00'), 0],
-    ['A30b length 0 followed by 8 zero bytes', hx('00×10'), 0],
-    ['A32b length 3058 with its 3058 bytes', hx('0b f2 6e 50×3057'), 3058],
-    ['length 3058, header only', hx('0b f2'), 3058],
-    ['A32c length 63000', Buffer.concat([hx('f6 18'), Buffer.alloc(3000, 0x7a)]), 63000],
-    ['V17 length 65535', hx('ff ff 6e'), 65535],
-    ['length 3059', hx('0b f3'), 3059],
-    ['length 3072 (0c 00)', hx('0c 00 6e'), 3072],
+    ['V16/A30 length 0', hex('00 00'), 0],
+    ['A30b length 0 followed by 8 zero bytes', hex('00×10'), 0],
+    ['A32b length 3058 with its 3058 bytes', hex('0b f2 6e 50×3057'), 3058],
+    ['length 3058, header only', hex('0b f2'), 3058],
+    ['A32c length 63000', Buffer.concat([hex('f6 18'), Buffer.alloc(3000, 0x7a)]), 63000],
+    ['V17 length 65535', hex('ff ff 6e'), 65535],
+    ['length 3059', hex('0b f3'), 3059],
+    ['length 3072 (0c 00)', hex('0c 00 6e'), 3072],
   ];
   for (const [label, stream, length] of cases) {
     it(`${label} -> bad-length ${length} under every chunking`, () => {
-      const rand = rng(length + 11);
+      const rand = prng(length + 11);
       const splits = [[stream], bytewise(stream), ...Array.from({ length: 40 }, () => randomSplit(stream, rand, 5))];
       for (const chunks of splits) expect(feed(chunks)).toEqual({ kind: 'bad-length', length });
     });
@@ -190,59 +167,59 @@ describe('FrameReader: invalid length field (spec §4 rules 2 and 3)', () => {
 
   it('bad-length is reported as soon as the 2 header bytes are in, before any payload', () => {
     const reader = new FrameReader();
-    expect(reader.push(hx('0b'))).toEqual({ kind: 'incomplete' });
-    expect(reader.push(hx('f2'))).toEqual({ kind: 'bad-length', length: 3058 });
+    expect(reader.push(hex('0b'))).toEqual({ kind: 'incomplete' });
+    expect(reader.push(hex('f2'))).toEqual({ kind: 'bad-length', length: 3058 });
   });
 
   it('an invalid length wins over surplus in the same read (A30b logs "invalid packet size (0)")', () => {
-    expect(feed([hx('00 00 00 01 6e')])).toEqual({ kind: 'bad-length', length: 0 });
+    expect(feed([hex('00 00 00 01 6e')])).toEqual({ kind: 'bad-length', length: 0 });
   });
 });
 
 describe('FrameReader: surplus bytes (spec §4 rule 4, Q4)', () => {
   it('V18/A34: two NAMES_REQ pipelined in one write -> surplus-in-first-read, got 4 expected 1', () => {
-    expect(feed([hx('00 01 6e 00 01 6e')])).toEqual({ kind: 'surplus-in-first-read', got: 4, expected: 1 });
+    expect(feed([hex('00 01 6e 00 01 6e')])).toEqual({ kind: 'surplus-in-first-read', got: 4, expected: 1 });
   });
 
   it('A34b: PORT_PLEASE2 alpha plus a stray byte in the same write -> got 7 expected 6', () => {
-    expect(feed([hx('00 06 7a 61 6c 70 68 61 21')])).toEqual({ kind: 'surplus-in-first-read', got: 7, expected: 6 });
+    expect(feed([hex('00 06 7a 61 6c 70 68 61 21')])).toEqual({ kind: 'surplus-in-first-read', got: 7, expected: 6 });
   });
 
   it('surplus in the read that completes the header (header split 1+rest) is still "first read"', () => {
-    expect(feed([hx('00'), hx('01 6e 6e')])).toEqual({ kind: 'surplus-in-first-read', got: 2, expected: 1 });
+    expect(feed([hex('00'), hex('01 6e 6e')])).toEqual({ kind: 'surplus-in-first-read', got: 2, expected: 1 });
   });
 
   it('surplus arriving in a later chunk: the frame is delivered and the surplus counted', () => {
-    expect(feed([hx('00 06 7a 61'), hx('6c 70 68 61 21')])).toEqual({
+    expect(feed([hex('00 06 7a 61'), hex('6c 70 68 61 21')])).toEqual({
       kind: 'frame',
-      payload: hx('7a 61 6c 70 68 61'),
+      payload: hex('7a 61 6c 70 68 61'),
       surplus: 1,
     });
   });
 
   it('surplus after a frame that completed exactly: the frame comes first, the server stops reading', () => {
     const reader = new FrameReader();
-    expect(reader.push(NAMES)).toEqual({ kind: 'frame', payload: hx('6e'), surplus: 0 });
+    expect(reader.push(NAMES)).toEqual({ kind: 'frame', payload: hex('6e'), surplus: 0 });
   });
 
   it('a second complete request in a later chunk is counted as surplus, not parsed', () => {
-    const result = feed([hx('00 01'), Buffer.concat([hx('6e'), NAMES])]);
-    expect(result).toEqual({ kind: 'frame', payload: hx('6e'), surplus: 3 });
+    const result = feed([hex('00 01'), Buffer.concat([hex('6e'), NAMES])]);
+    expect(result).toEqual({ kind: 'frame', payload: hex('6e'), surplus: 3 });
   });
 
   it('A35-style: a registration frame followed later by one more byte', () => {
-    const result = feed([ALIVE2_A3.subarray(0, 10), Buffer.concat([ALIVE2_A3.subarray(10), hx('ff')])]);
+    const result = feed([ALIVE2_A3.subarray(0, 10), Buffer.concat([ALIVE2_A3.subarray(10), hex('ff')])]);
     expect(result).toEqual({ kind: 'frame', payload: ALIVE2_A3.subarray(2), surplus: 1 });
   });
 
   it('matches the model of OTP do_read for 400 seeded random chunkings of frames followed by junk', () => {
-    const rand = rng(0xc0ffee);
+    const rand = prng(0xc0ffee);
     const streams = [
       Buffer.concat([NAMES, NAMES]),
-      Buffer.concat([PORT2_ALPHA, hx('21')]),
-      Buffer.concat([ALIVE2_A3, hx('4a 55 4e 4b')]),
-      Buffer.concat([NAMES_3056, hx('00 01 6e')]),
-      Buffer.concat([hx('00 00'), hx('00×8')]),
+      Buffer.concat([PORT2_ALPHA, hex('21')]),
+      Buffer.concat([ALIVE2_A3, hex('4a 55 4e 4b')]),
+      Buffer.concat([NAMES_3056, hex('00 01 6e')]),
+      Buffer.concat([hex('00 00'), hex('00×8')]),
     ];
     let sawSurplusFirst = 0;
     let sawLaterSurplus = 0;
@@ -261,7 +238,7 @@ describe('FrameReader: surplus bytes (spec §4 rule 4, Q4)', () => {
 
   it('length 3057 plus surplus in one read: OTP reads at most 3059 bytes before it knows the length, so it sees exactly the frame and answers (spec §4 rule 4)', () => {
     // OTP: read(fd, buf + got, (want ? want : INBUF_SIZE - 1) - got) with INBUF_SIZE = 3060.
-    const stream = Buffer.concat([NAMES_3057, hx('21')]);
+    const stream = Buffer.concat([NAMES_3057, hex('21')]);
     const result = feed([stream]);
     expect(result.kind).toBe('frame');
     if (result.kind !== 'frame') return;
@@ -270,18 +247,18 @@ describe('FrameReader: surplus bytes (spec §4 rule 4, Q4)', () => {
   });
 
   it('length 3056 plus one surplus byte in one read is still surplus-in-first-read (3059 bytes fit the first read)', () => {
-    expect(feed([Buffer.concat([NAMES_3056, hx('21')])])).toEqual({ kind: 'surplus-in-first-read', got: 3057, expected: 3056 });
+    expect(feed([Buffer.concat([NAMES_3056, hex('21')])])).toEqual({ kind: 'surplus-in-first-read', got: 3057, expected: 3056 });
   });
 });
 
 describe('FrameReader: received counter', () => {
   it('counts all bytes pushed, across chunks', () => {
     const reader = new FrameReader();
-    reader.push(hx('00'));
+    reader.push(hex('00'));
     expect(reader.received).toBe(1);
-    reader.push(hx('05 7a'));
+    reader.push(hex('05 7a'));
     expect(reader.received).toBe(3);
-    reader.push(hx('6e 6f'));
+    reader.push(hex('6e 6f'));
     expect(reader.received).toBe(5);
   });
 });

@@ -1,5 +1,6 @@
 // Reply encoders, byte-exact against the golden transcripts (epmd-golden.md) — spec §5, §6.
 import { describe, expect, it } from 'vitest';
+import { hex } from '../helpers/wire.js';
 import {
   encodeAlive2Reply,
   encodeDumpReply,
@@ -15,24 +16,10 @@ import {
 import type { NodeInfo } from '../../src/protocol/requests.js';
 import { creationFor } from '../../src/registry/registry.js';
 
-/** Hex with the golden file's run notation: `61×255`, `(c3 a9)×3`. */
-function hx(text: string): Buffer {
-  const out: number[] = [];
-  const re = /\(([0-9a-f ]+)\)×(\d+)|([0-9a-f]{2})×(\d+)|([0-9a-f]{2})/gi;
-  for (const m of text.matchAll(re)) {
-    if (m[1] !== undefined) {
-      const group = m[1].trim().split(/\s+/).map((b) => parseInt(b, 16));
-      for (let i = 0; i < Number(m[2]); i++) out.push(...group);
-    } else if (m[3] !== undefined) {
-      for (let i = 0; i < Number(m[4]); i++) out.push(parseInt(m[3], 16));
-    } else out.push(parseInt(m[5]!, 16));
-  }
-  return Buffer.from(out);
-}
 
 /** Compares as hex strings so a mismatch shows where the bytes differ. */
 function expectBytes(actual: Buffer, expectedHex: string): void {
-  expect(actual.toString('hex')).toBe(hx(expectedHex).toString('hex'));
+  expect(actual.toString('hex')).toBe(hex(expectedHex).toString('hex'));
 }
 
 function node(name: Buffer | string, port: number, extra: Partial<NodeInfo> = {}): NodeInfo {
@@ -48,7 +35,7 @@ function node(name: Buffer | string, port: number, extra: Partial<NodeInfo> = {}
   };
 }
 
-const EMOJI255 = hx('(f0 9f 98 80)×255');
+const EMOJI255 = hex('(f0 9f 98 80)×255');
 const N255 = Buffer.alloc(255, 0x6e);
 const PORT_38369 = 38369; // 00 00 95 e1
 
@@ -134,7 +121,7 @@ describe('PORT2_RESP (spec §5.2 step 5)', () => {
 
   it('A20b: withextra, low 6, extra 41 42 43 00 00 with NULs echoed verbatim', () => {
     expectBytes(
-      encodePort2Reply(node('withextra', 5003, { lowestVersion: 6, extra: hx('41 42 43 00 00') })),
+      encodePort2Reply(node('withextra', 5003, { lowestVersion: 6, extra: hex('41 42 43 00 00') })),
       '77 00 13 8b 4d 00 00 06 00 06 00 09 77 69 74 68 65 78 74 72 61 00 05 41 42 43 00 00',
     );
   });
@@ -154,7 +141,7 @@ describe('PORT2_RESP (spec §5.2 step 5)', () => {
   });
 
   it('G-K P6: 254 × U+1F600 (1016 bytes) -> 1030 bytes, Nlen 03 f8', () => {
-    const reply = encodePort2Reply(node(hx('(f0 9f 98 80)×254'), 0x1c58));
+    const reply = encodePort2Reply(node(hex('(f0 9f 98 80)×254'), 0x1c58));
     expect(reply.length).toBe(1030);
     expectBytes(reply, '77 00 1c 58 4d 00 00 06 00 05 03 f8 (f0 9f 98 80)×254 00 00');
   });
@@ -165,7 +152,7 @@ describe('PORT2_RESP (spec §5.2 step 5)', () => {
   });
 
   it('an empty name (Q3) is echoed with Nlen 0', () => {
-    expectBytes(encodePort2Reply(node('', 5044, { lowestVersion: 6, extra: hx('45') })), '77 00 13 b4 4d 00 00 06 00 06 00 00 00 01 45');
+    expectBytes(encodePort2Reply(node('', 5044, { lowestVersion: 6, extra: hex('45') })), '77 00 13 b4 4d 00 00 06 00 06 00 00 00 01 45');
   });
 
   it('every stored field is echoed verbatim (port 65535, type ff, protocol 7, versions 0xffff/0)', () => {

@@ -1,26 +1,13 @@
 // decodeRequest: every validation rule of spec §5, in OTP's order, on payloads from the golden file.
 import { describe, expect, it } from 'vitest';
+import { hex } from '../helpers/wire.js';
 import { decodeRequest, isLocalOnly, requestTypeOf, type Alive2Request, type Request, type Malformed } from '../../src/protocol/requests.js';
 import { countCodePoints, isStrictUtf8 } from '../../src/protocol/utf8.js';
 
-/** Hex with the golden file's run notation: `61×255`, `(c3 a9)×3`. */
-function hx(text: string): Buffer {
-  const out: number[] = [];
-  const re = /\(([0-9a-f ]+)\)×(\d+)|([0-9a-f]{2})×(\d+)|([0-9a-f]{2})/gi;
-  for (const m of text.matchAll(re)) {
-    if (m[1] !== undefined) {
-      const group = m[1].trim().split(/\s+/).map((b) => parseInt(b, 16));
-      for (let i = 0; i < Number(m[2]); i++) out.push(...group);
-    } else if (m[3] !== undefined) {
-      for (let i = 0; i < Number(m[4]); i++) out.push(parseInt(m[3], 16));
-    } else out.push(parseInt(m[5]!, 16));
-  }
-  return Buffer.from(out);
-}
 
 /** A golden request line without its 2-byte length header, checking the header first. */
 function payloadOf(frameHex: string): Buffer {
-  const f = hx(frameHex);
+  const f = hex(frameHex);
   expect(f.readUInt16BE(0), 'golden length header').toBe(f.length - 2);
   return f.subarray(2);
 }
@@ -115,7 +102,7 @@ describe('ALIVE2_REQ: field decoding (spec §5.1 layout)', () => {
     expect(req.port).toBe(5003);
     expect(req.lowestVersion).toBe(6);
     expect(req.name.toString('latin1')).toBe('withextra');
-    expect(req.extra.equals(hx('41 42 43 00 00'))).toBe(true);
+    expect(req.extra.equals(hex('41 42 43 00 00'))).toBe(true);
   });
 
   it('A29: 8 junk bytes after Extra inside the frame are ignored', () => {
@@ -126,8 +113,8 @@ describe('ALIVE2_REQ: field decoding (spec §5.1 layout)', () => {
   });
 
   it('bytes after a non-empty Extra are not part of Extra', () => {
-    const req = expectAccepted(decodeRequest(alive2({ name: 'x', extra: hx('01 02'), tail: hx('03 04 05') })));
-    expect(req.extra.equals(hx('01 02'))).toBe(true);
+    const req = expectAccepted(decodeRequest(alive2({ name: 'x', extra: hex('01 02'), tail: hex('03 04 05') })));
+    expect(req.extra.equals(hex('01 02'))).toBe(true);
   });
 
   it('node type, protocol and both versions are stored uninterpreted (any values)', () => {
@@ -136,11 +123,11 @@ describe('ALIVE2_REQ: field decoding (spec §5.1 layout)', () => {
   });
 
   it('the decoded name and extra are copies, unaffected if the receive buffer is reused', () => {
-    const p = alive2({ name: 'alpha', extra: hx('41 42') });
+    const p = alive2({ name: 'alpha', extra: hex('41 42') });
     const req = expectAccepted(decodeRequest(p));
     p.fill(0x5a);
     expect(req.name.toString('latin1')).toBe('alpha');
-    expect(req.extra.equals(hx('41 42'))).toBe(true);
+    expect(req.extra.equals(hex('41 42'))).toBe(true);
   });
 });
 
@@ -160,12 +147,12 @@ describe('ALIVE2_REQ: silent-close validations, in OTP order (spec §5.1 steps 2
   it('A21c: empty name with Elen=1 (14-byte payload) is accepted (Q3)', () => {
     const req = expectAccepted(decodeRequest(payloadOf('00 0e 78 13 b4 4d 00 00 06 00 06 00 00 00 01 45')));
     expect(req.name.length).toBe(0);
-    expect(req.extra.equals(hx('45'))).toBe(true);
+    expect(req.extra.equals(hex('45'))).toBe(true);
     expect(req.port).toBe(5044);
   });
 
   it('empty name, empty extra and one junk byte (14-byte payload) is accepted too', () => {
-    const req = expectAccepted(decodeRequest(alive2({ name: '', tail: hx('00') })));
+    const req = expectAccepted(decodeRequest(alive2({ name: '', tail: hex('00') })));
     expect(req.name.length).toBe(0);
     expect(req.extra.length).toBe(0);
   });
@@ -192,8 +179,8 @@ describe('ALIVE2_REQ: silent-close validations, in OTP order (spec §5.1 steps 2
   });
 
   it('Elen overrun by one byte -> extra size error; Elen exactly fitting is fine', () => {
-    expectMalformed(decodeRequest(alive2({ name: 'ab', extra: hx('01 02'), elen: 3 })), 'alive2', /extra size/i);
-    expectAccepted(decodeRequest(alive2({ name: 'ab', extra: hx('01 02 03'), elen: 3 })));
+    expectMalformed(decodeRequest(alive2({ name: 'ab', extra: hex('01 02'), elen: 3 })), 'alive2', /extra size/i);
+    expectAccepted(decodeRequest(alive2({ name: 'ab', extra: hex('01 02 03'), elen: 3 })));
   });
 
   it('A23a: NUL inside the name -> silent close', () => {
@@ -205,20 +192,20 @@ describe('ALIVE2_REQ: silent-close validations, in OTP order (spec §5.1 steps 2
   });
 
   it('leading NUL and a name that is a single NUL -> silent close', () => {
-    expectMalformed(decodeRequest(alive2({ name: hx('00 61') })), 'alive2', /NUL/);
-    expectMalformed(decodeRequest(alive2({ name: hx('00') })), 'alive2', /NUL/);
+    expectMalformed(decodeRequest(alive2({ name: hex('00 61') })), 'alive2', /NUL/);
+    expectMalformed(decodeRequest(alive2({ name: hex('00') })), 'alive2', /NUL/);
   });
 
   it('NUL bytes in Extra are not a name error', () => {
-    expectAccepted(decodeRequest(alive2({ name: 'n', extra: hx('00 00 00') })));
+    expectAccepted(decodeRequest(alive2({ name: 'n', extra: hex('00 00 00') })));
   });
 
   it('order: a Nlen overrun is reported before a NUL in the name', () => {
-    expectMalformed(decodeRequest(alive2({ name: hx('61 00'), nlen: 10 })), 'alive2', /name size/i);
+    expectMalformed(decodeRequest(alive2({ name: hex('61 00'), nlen: 10 })), 'alive2', /name size/i);
   });
 
   it('order: an Elen overrun is reported before a NUL in the name', () => {
-    expectMalformed(decodeRequest(alive2({ name: hx('61 00'), elen: 10 })), 'alive2', /extra size/i);
+    expectMalformed(decodeRequest(alive2({ name: hex('61 00'), elen: 10 })), 'alive2', /extra size/i);
   });
 
   it('order: NUL in a name that is also too long (1021 bytes) is a silent close, not an error reply', () => {
@@ -228,11 +215,11 @@ describe('ALIVE2_REQ: silent-close validations, in OTP order (spec §5.1 steps 2
   });
 
   it('order: NUL in a name with invalid UTF-8 is a silent close, not an error reply', () => {
-    expectMalformed(decodeRequest(alive2({ name: hx('ff 00') })), 'alive2', /NUL/);
+    expectMalformed(decodeRequest(alive2({ name: hex('ff 00') })), 'alive2', /NUL/);
   });
 
   it('order: NUL in the name with an oversized Extra (1021) is a silent close', () => {
-    expectMalformed(decodeRequest(alive2({ name: hx('61 00'), extra: Buffer.alloc(1021, 0x45) })), 'alive2', /NUL/);
+    expectMalformed(decodeRequest(alive2({ name: hex('61 00'), extra: Buffer.alloc(1021, 0x45) })), 'alive2', /NUL/);
   });
 });
 
@@ -261,12 +248,12 @@ describe('ALIVE2_REQ: registration failures that get an error reply (spec §5.1 
   });
 
   it('A22c: 255 × U+1F600 (1020 bytes, exactly MAXSYMLEN) is accepted', () => {
-    const req = expectAccepted(decodeRequest(alive2({ name: hx(`(${EMOJI})×255`) })));
+    const req = expectAccepted(decodeRequest(alive2({ name: hex(`(${EMOJI})×255`) })));
     expect(req.name.length).toBe(1020);
   });
 
   it('256 × U+1F600 (1024 bytes) is rejected', () => {
-    expectRejected(decodeRequest(alive2({ name: hx(`(${EMOJI})×256`) })), /too long/);
+    expectRejected(decodeRequest(alive2({ name: hex(`(${EMOJI})×256`) })), /too long/);
   });
 
   it('A22d: 256 × "é" (512 bytes but 256 characters) is rejected', () => {
@@ -274,12 +261,12 @@ describe('ALIVE2_REQ: registration failures that get an error reply (spec §5.1 
   });
 
   it('255 × "é" (510 bytes) is accepted', () => {
-    expectAccepted(decodeRequest(alive2({ name: hx('(c3 a9)×255') })));
+    expectAccepted(decodeRequest(alive2({ name: hex('(c3 a9)×255') })));
   });
 
   it('mixed widths: 254 × "a" + one U+1F600 = 255 characters is accepted; one more "a" is not', () => {
-    expectAccepted(decodeRequest(alive2({ name: Buffer.concat([Buffer.alloc(254, 0x61), hx(EMOJI)]) })));
-    expectRejected(decodeRequest(alive2({ name: Buffer.concat([Buffer.alloc(255, 0x61), hx(EMOJI)]) })));
+    expectAccepted(decodeRequest(alive2({ name: Buffer.concat([Buffer.alloc(254, 0x61), hex(EMOJI)]) })));
+    expectRejected(decodeRequest(alive2({ name: Buffer.concat([Buffer.alloc(255, 0x61), hex(EMOJI)]) })));
   });
 
   const invalidUtf8: [string, string][] = [
@@ -306,7 +293,7 @@ describe('ALIVE2_REQ: registration failures that get an error reply (spec §5.1 
   ];
   for (const [label, bytes] of invalidUtf8) {
     it(`invalid UTF-8 name: ${label} -> error reply (A24)`, () => {
-      expectRejected(decodeRequest(alive2({ name: hx(bytes) })), /encoding/);
+      expectRejected(decodeRequest(alive2({ name: hex(bytes) })), /encoding/);
     });
   }
 
@@ -328,7 +315,7 @@ describe('ALIVE2_REQ: registration failures that get an error reply (spec §5.1 
   ];
   for (const [label, bytes] of validUtf8) {
     it(`valid UTF-8 name: ${label} is accepted`, () => {
-      expectAccepted(decodeRequest(alive2({ name: hx(bytes) })));
+      expectAccepted(decodeRequest(alive2({ name: hex(bytes) })));
     });
   }
 
@@ -365,7 +352,7 @@ describe('PORT_PLEASE2_REQ (spec §5.2, V8–V10, G-K)', () => {
   });
 
   it('only one trailing NUL is dropped: "alpha\\0\\0" has an embedded NUL -> silent close', () => {
-    expectMalformed(decodeRequest(hx('7a 61 6c 70 68 61 00 00')), 'port-please2');
+    expectMalformed(decodeRequest(hex('7a 61 6c 70 68 61 00 00')), 'port-please2');
   });
 
   it('A11: embedded NUL -> silent close', () => {
@@ -377,11 +364,11 @@ describe('PORT_PLEASE2_REQ (spec §5.2, V8–V10, G-K)', () => {
   });
 
   it('a name consisting of one NUL is empty after dropping it -> silent close', () => {
-    expectMalformed(decodeRequest(hx('7a 00')), 'port-please2', /empty/);
+    expectMalformed(decodeRequest(hex('7a 00')), 'port-please2', /empty/);
   });
 
   it('a leading NUL is embedded, not trailing -> silent close', () => {
-    expectMalformed(decodeRequest(hx('7a 00 61')), 'port-please2', /NUL/);
+    expectMalformed(decodeRequest(hex('7a 00 61')), 'port-please2', /NUL/);
   });
 
   it('A13: invalid UTF-8 (ff) -> silent close', () => {
@@ -396,13 +383,13 @@ describe('PORT_PLEASE2_REQ (spec §5.2, V8–V10, G-K)', () => {
     ['stray continuation', '61 80'],
   ] as const) {
     it(`invalid UTF-8 ${label} -> silent close`, () => {
-      expectMalformed(decodeRequest(Buffer.concat([hx('7a'), hx(bytes)])), 'port-please2', /invalid node name/);
+      expectMalformed(decodeRequest(Buffer.concat([hex('7a'), hex(bytes)])), 'port-please2', /invalid node name/);
     });
   }
 
   it('G-K P1: 253 × "a" and 254 × "a" are looked up', () => {
-    expectPort2(decodeRequest(Buffer.concat([hx('7a'), Buffer.alloc(253, 0x61)])), Buffer.alloc(253, 0x61));
-    expectPort2(decodeRequest(Buffer.concat([hx('7a'), Buffer.alloc(254, 0x61)])), Buffer.alloc(254, 0x61));
+    expectPort2(decodeRequest(Buffer.concat([hex('7a'), Buffer.alloc(253, 0x61)])), Buffer.alloc(253, 0x61));
+    expectPort2(decodeRequest(Buffer.concat([hex('7a'), Buffer.alloc(254, 0x61)])), Buffer.alloc(254, 0x61));
   });
 
   it('A14a/G-K P1: 255 × "a" -> silent close (Q15: OTP counts its internal NUL)', () => {
@@ -414,24 +401,24 @@ describe('PORT_PLEASE2_REQ (spec §5.2, V8–V10, G-K)', () => {
   });
 
   it('G-K P4: 255 × "b" + NUL -> silent close (the NUL is dropped first, still 255 characters)', () => {
-    expectMalformed(decodeRequest(Buffer.concat([hx('7a'), Buffer.alloc(255, 0x62), hx('00')])), 'port-please2');
+    expectMalformed(decodeRequest(Buffer.concat([hex('7a'), Buffer.alloc(255, 0x62), hex('00')])), 'port-please2');
   });
 
   it('254 × "a" + NUL -> looked up as 254 × "a"', () => {
-    expectPort2(decodeRequest(Buffer.concat([hx('7a'), Buffer.alloc(254, 0x61), hx('00')])), Buffer.alloc(254, 0x61));
+    expectPort2(decodeRequest(Buffer.concat([hex('7a'), Buffer.alloc(254, 0x61), hex('00')])), Buffer.alloc(254, 0x61));
   });
 
   it('G-K P6: 254 × U+1F600 (1016 bytes) is looked up; 255 × U+1F600 is not', () => {
-    expectPort2(decodeRequest(Buffer.concat([hx('7a'), hx(`(${EMOJI})×254`)])), hx(`(${EMOJI})×254`));
-    expectMalformed(decodeRequest(Buffer.concat([hx('7a'), hx(`(${EMOJI})×255`)])), 'port-please2');
+    expectPort2(decodeRequest(Buffer.concat([hex('7a'), hex(`(${EMOJI})×254`)])), hex(`(${EMOJI})×254`));
+    expectMalformed(decodeRequest(Buffer.concat([hex('7a'), hex(`(${EMOJI})×255`)])), 'port-please2');
   });
 
   it('a multi-byte name "é" is returned byte-exact', () => {
-    expectPort2(decodeRequest(hx('7a c3 a9')), hx('c3 a9'));
+    expectPort2(decodeRequest(hex('7a c3 a9')), hex('c3 a9'));
   });
 
   it('the name is a copy, unaffected if the receive buffer is reused', () => {
-    const p = hx('7a 61 6c 70 68 61');
+    const p = hex('7a 61 6c 70 68 61');
     const result = decodeRequest(p);
     p.fill(0);
     expectPort2(result, Buffer.from('alpha'));
@@ -450,32 +437,32 @@ describe('STOP_REQ (spec §5.6)', () => {
   });
 
   it('the name ends at the first NUL', () => {
-    const r = decodeRequest(hx('73 61 62 00 63 64'));
+    const r = decodeRequest(hex('73 61 62 00 63 64'));
     expect(r.type).toBe('stop');
-    if (r.type === 'stop') expect(r.name.equals(hx('61 62'))).toBe(true);
+    if (r.type === 'stop') expect(r.name.equals(hex('61 62'))).toBe(true);
   });
 
   it('a 2-byte payload "s\\0" is not "too small": the name is empty', () => {
-    const r = decodeRequest(hx('73 00'));
+    const r = decodeRequest(hex('73 00'));
     expect(r.type).toBe('stop');
     if (r.type === 'stop') expect(r.name.length).toBe(0);
   });
 
   it('no UTF-8 or length check on the name', () => {
-    const r = decodeRequest(Buffer.concat([hx('73 ff fe'), Buffer.alloc(2000, 0x61)]));
+    const r = decodeRequest(Buffer.concat([hex('73 ff fe'), Buffer.alloc(2000, 0x61)]));
     expect(r.type).toBe('stop');
     if (r.type === 'stop') expect(r.name.length).toBe(2002);
   });
 });
 
 describe('NAMES / DUMP / KILL: trailing bytes ignored (spec §4 rule 7, A31)', () => {
-  it('V1 NAMES 6e', () => expect(decodeRequest(hx('6e'))).toEqual({ type: 'names' }));
+  it('V1 NAMES 6e', () => expect(decodeRequest(hex('6e'))).toEqual({ type: 'names' }));
   it('A31 NAMES with a trailing byte', () => expect(decodeRequest(payloadOf('00 02 6e 58'))).toEqual({ type: 'names' }));
   it('A32 NAMES padded to 3057 bytes', () => expect(decodeRequest(payloadOf('0b f1 6e 50×3056'))).toEqual({ type: 'names' }));
-  it('V2 DUMP 64', () => expect(decodeRequest(hx('64'))).toEqual({ type: 'dump' }));
-  it('DUMP with trailing bytes', () => expect(decodeRequest(hx('64 00 ff 61'))).toEqual({ type: 'dump' }));
-  it('V11 KILL 6b', () => expect(decodeRequest(hx('6b'))).toEqual({ type: 'kill' }));
-  it('KILL with trailing bytes', () => expect(decodeRequest(hx('6b 6b 6b'))).toEqual({ type: 'kill' }));
+  it('V2 DUMP 64', () => expect(decodeRequest(hex('64'))).toEqual({ type: 'dump' }));
+  it('DUMP with trailing bytes', () => expect(decodeRequest(hex('64 00 ff 61'))).toEqual({ type: 'dump' }));
+  it('V11 KILL 6b', () => expect(decodeRequest(hex('6b'))).toEqual({ type: 'kill' }));
+  it('KILL with trailing bytes', () => expect(decodeRequest(hex('6b 6b 6b'))).toEqual({ type: 'kill' }));
 });
 
 describe('unknown request codes -> silent close (spec §2, V19)', () => {
@@ -504,12 +491,12 @@ describe('unknown request codes -> silent close (spec §2, V19)', () => {
 
 describe('requestTypeOf / isLocalOnly (spec §2, §7)', () => {
   it('maps every request code', () => {
-    expect(requestTypeOf(hx('78'))).toBe('alive2');
-    expect(requestTypeOf(hx('7a'))).toBe('port-please2');
-    expect(requestTypeOf(hx('6e'))).toBe('names');
-    expect(requestTypeOf(hx('64'))).toBe('dump');
-    expect(requestTypeOf(hx('6b'))).toBe('kill');
-    expect(requestTypeOf(hx('73'))).toBe('stop');
+    expect(requestTypeOf(hex('78'))).toBe('alive2');
+    expect(requestTypeOf(hex('7a'))).toBe('port-please2');
+    expect(requestTypeOf(hex('6e'))).toBe('names');
+    expect(requestTypeOf(hex('64'))).toBe('dump');
+    expect(requestTypeOf(hex('6b'))).toBe('kill');
+    expect(requestTypeOf(hex('73'))).toBe('stop');
   });
 
   it('ALIVE2, DUMP, KILL, STOP are local-only; NAMES and PORT_PLEASE2 are served to anyone (G-G)', () => {
@@ -530,18 +517,18 @@ describe('utf8.ts: isStrictUtf8 / countCodePoints (spec §5.1 step 6 validity ru
 
   it('accepts every boundary code point of each sequence length', () => {
     for (const h of ['7f', 'c2 80', 'df bf', 'e0 a0 80', 'ed 9f bf', 'ee 80 80', 'ef bf bf', 'f0 90 80 80', 'f4 8f bf bf']) {
-      expect(isStrictUtf8(hx(h)), h).toBe(true);
+      expect(isStrictUtf8(hex(h)), h).toBe(true);
     }
   });
 
   it('rejects overlongs (C0/C1 leads, E0 < A0, F0 < 90), surrogates, > U+10FFFF, F5..FF leads, stray and truncated sequences', () => {
     const bad = ['c0 80', 'c1 bf', 'e0 80 80', 'e0 9f bf', 'f0 80 80 80', 'f0 8f bf bf', 'ed a0 80', 'ed bf bf', 'f4 90 80 80',
       'f5 80 80 80', 'f6', 'f7', 'f8', 'f9', 'fa', 'fb', 'fc', 'fd', 'fe', 'ff', '80', 'bf', '61 80', 'c3', 'e2 82', 'f0 9f 98', 'c3 28', 'e2 28 a1'];
-    for (const h of bad) expect(isStrictUtf8(hx(h)), h).toBe(false);
+    for (const h of bad) expect(isStrictUtf8(hex(h)), h).toBe(false);
   });
 
   it('works on a Uint8Array view at an offset (not only whole Buffers)', () => {
-    const whole = hx('ff 61 62 ff');
+    const whole = hex('ff 61 62 ff');
     expect(isStrictUtf8(whole.subarray(1, 3))).toBe(true);
     expect(isStrictUtf8(new Uint8Array(whole.buffer, whole.byteOffset + 1, 2))).toBe(true);
   });
@@ -549,8 +536,8 @@ describe('utf8.ts: isStrictUtf8 / countCodePoints (spec §5.1 step 6 validity ru
   it('counts code points, not bytes', () => {
     expect(countCodePoints(Buffer.alloc(0))).toBe(0);
     expect(countCodePoints(Buffer.from('alpha'))).toBe(5);
-    expect(countCodePoints(hx('(c3 a9)×256'))).toBe(256);
-    expect(countCodePoints(hx(`(${EMOJI})×255`))).toBe(255);
-    expect(countCodePoints(hx('61 e2 82 ac f0 9f 98 80 c3 a9'))).toBe(4);
+    expect(countCodePoints(hex('(c3 a9)×256'))).toBe(256);
+    expect(countCodePoints(hex(`(${EMOJI})×255`))).toBe(255);
+    expect(countCodePoints(hex('61 e2 82 ac f0 9f 98 80 c3 a9'))).toBe(4);
   });
 });

@@ -1,5 +1,6 @@
 // Registry: creation numbers (spec §6, Q10), duplicates, unregistration, NAMES/DUMP order, unused list.
 import { describe, expect, it } from 'vitest';
+import { prng } from '../helpers/prng.js';
 import { bumpCreation, creationFor, nameKey, Registry, type Registration } from '../../src/registry/registry.js';
 import type { NodeInfo } from '../../src/protocol/requests.js';
 import { encodeAlive2Reply, encodeDumpReply } from '../../src/protocol/replies.js';
@@ -38,16 +39,6 @@ function cycle(reg: Registry<Owner>, name: string, port = 5000, fd = 5): number 
   return r.creation;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const T = 1795248376; // unix time at the start of G-A
 
@@ -360,7 +351,7 @@ describe('G-C: unused list capped lazily at 5 (debug mode), with the Q10 fix', (
 
 describe('Q10 property: no name is ever handed a creation it held before', () => {
   function run(seed: number, unusedCap: number, clockMode: 'frozen' | 'slow' | 'jittery', steps: number): void {
-    const rand = mulberry32(seed);
+    const rand = prng(seed);
     // A small set of recurring names plus, now and then, a brand-new one: new names are what make
     // the unused list overflow and get trimmed, so recurring names get forgotten and come back.
     const names = Array.from({ length: unusedCap + 4 }, (_, i) => `n${i}`);

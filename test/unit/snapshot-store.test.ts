@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import pino from 'pino';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { prng } from '../helpers/prng.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from '../../src/persistence/snapshot.js';
 import { readBootId, SnapshotStore, type SnapshotLog } from '../../src/persistence/snapshot-store.js';
 
@@ -469,17 +470,6 @@ describe('full and read-only file systems (tmpfs in a private mount namespace)',
 });
 
 describe('crash consistency', () => {
-  /** mulberry32: seeded, so a failing kill schedule can be replayed. */
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
 
   /** Starts the hammering child; resolves once it has loaded, with its kill switch. */
   function startHammer(): Promise<{ kill: () => Promise<void>; started: string }> {
@@ -507,7 +497,7 @@ describe('crash consistency', () => {
 
   it('SIGKILL at random moments never leaves a half-written registry.json', async () => {
     const seed = 20_241_121;
-    const random = rng(seed);
+    const random = prng(seed);
     let lastSeq = 0;
     let sawTemp = 0;
     let sawFile = 0;

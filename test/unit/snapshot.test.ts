@@ -1,18 +1,8 @@
 // The snapshot file format: exact round trips of arbitrary bytes, and every way decoding refuses.
 import { describe, expect, it } from 'vitest';
+import { prng } from '../helpers/prng.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot, type SnapshotNode } from '../../src/persistence/snapshot.js';
 
-/** Small seeded PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(r: () => number, maxLen: number): Buffer {
   const len = Math.floor(r() * (maxLen + 1));
@@ -84,7 +74,7 @@ describe('encodeSnapshot / decodeSnapshot round trip', () => {
   });
 
   it('round-trips 200 random registries', () => {
-    const r = rng(0xe9d);
+    const r = prng(0xe9d);
     for (let round = 0; round < 200; round++) {
       const names = new Set<string>();
       const unique = (): Buffer => {
@@ -215,7 +205,7 @@ describe('decodeSnapshot rejections', () => {
   });
 
   it('never throws and always gives a short one-line reason, whatever the damage', () => {
-    const r = rng(7);
+    const r = prng(7);
     const good = encodeSnapshot(sample());
     let rejected = 0;
     for (let i = 0; i < 3000; i++) {
