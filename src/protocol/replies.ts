@@ -21,24 +21,46 @@ export function encodeAlive2Reply(ok: boolean, creation: number, highestVersion:
   return reply;
 }
 
+/**
+ * A registration in the layout PORT2_RESP echoes it: port, type, protocol, highest and lowest
+ * version, then name and extra, each with a 2-byte length. Also how the fd store records it.
+ */
+export function encodeNodeInfo(node: NodeInfo): Buffer {
+  const out = Buffer.alloc(12 + node.name.length + node.extra.length);
+  out.writeUInt16BE(node.port, 0);
+  out[2] = node.nodeType;
+  out[3] = node.protocol;
+  out.writeUInt16BE(node.highestVersion, 4);
+  out.writeUInt16BE(node.lowestVersion, 6);
+  out.writeUInt16BE(node.name.length, 8);
+  node.name.copy(out, 10);
+  out.writeUInt16BE(node.extra.length, 10 + node.name.length);
+  node.extra.copy(out, 12 + node.name.length);
+  return out;
+}
+
+/** The inverse of encodeNodeInfo; undefined unless `bytes` is exactly one well-formed record. */
+export function decodeNodeInfo(bytes: Buffer): NodeInfo | undefined {
+  if (bytes.length < 12) return undefined;
+  const nameLength = bytes.readUInt16BE(8);
+  if (bytes.length < 12 + nameLength || bytes.length !== 12 + nameLength + bytes.readUInt16BE(10 + nameLength)) return undefined;
+  return {
+    port: bytes.readUInt16BE(0),
+    nodeType: bytes[2]!,
+    protocol: bytes[3]!,
+    highestVersion: bytes.readUInt16BE(4),
+    lowestVersion: bytes.readUInt16BE(6),
+    name: Buffer.from(bytes.subarray(10, 10 + nameLength)),
+    extra: Buffer.from(bytes.subarray(12 + nameLength)),
+  };
+}
+
 const PORT2_NOT_FOUND = Buffer.from([ReplyCode.PORT2_RESP, 1]);
 
 /** PORT2_RESP: the node's registration echoed back, or result 1 when the name is unknown. */
 export function encodePort2Reply(node: NodeInfo | undefined): Buffer {
   if (!node) return PORT2_NOT_FOUND;
-  const reply = Buffer.alloc(14 + node.name.length + node.extra.length);
-  reply[0] = ReplyCode.PORT2_RESP;
-  reply[1] = 0;
-  reply.writeUInt16BE(node.port, 2);
-  reply[4] = node.nodeType;
-  reply[5] = node.protocol;
-  reply.writeUInt16BE(node.highestVersion, 6);
-  reply.writeUInt16BE(node.lowestVersion, 8);
-  reply.writeUInt16BE(node.name.length, 10);
-  node.name.copy(reply, 12);
-  reply.writeUInt16BE(node.extra.length, 12 + node.name.length);
-  node.extra.copy(reply, 14 + node.name.length);
-  return reply;
+  return Buffer.concat([Buffer.from([ReplyCode.PORT2_RESP, 0]), encodeNodeInfo(node)]);
 }
 
 function portHeader(epmdPort: number): Buffer {

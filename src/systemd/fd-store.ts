@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { SnapshotNode } from '../persistence/snapshot.js';
+import { decodeNodeInfo, encodeNodeInfo } from '../protocol/replies.js';
 import type { ActivatedFd } from './activation.js';
 import { createMemfd, readMemfd } from './memfd.js';
 import type { Notifier } from './notify.js';
@@ -20,20 +21,11 @@ const RETRY_MS = 10;
 /** Rewrite the state memfd when it holds this many more records than there are registrations. */
 const COMPACT_SLACK = 1024;
 
-/** One state record: `<seq> <base64url of the packed registration>\n`. */
+/** One state record: `<seq> <base64url of creation + the registration as PORT2_RESP lays it out>\n`. */
 export function encodeRecord(seq: number, node: SnapshotNode): string {
-  const packed = Buffer.alloc(16 + node.name.length + node.extra.length);
-  packed.writeUInt32BE(node.creation >>> 0, 0);
-  packed.writeUInt16BE(node.port, 4);
-  packed[6] = node.nodeType;
-  packed[7] = node.protocol;
-  packed.writeUInt16BE(node.highestVersion, 8);
-  packed.writeUInt16BE(node.lowestVersion, 10);
-  packed.writeUInt16BE(node.name.length, 12);
-  node.name.copy(packed, 14);
-  packed.writeUInt16BE(node.extra.length, 14 + node.name.length);
-  node.extra.copy(packed, 16 + node.name.length);
-  return `${seq.toString(36)} ${packed.toString('base64url')}\n`;
+  const creation = Buffer.alloc(4);
+  creation.writeUInt32BE(node.creation >>> 0);
+  return `${seq.toString(36)} ${Buffer.concat([creation, encodeNodeInfo(node)]).toString('base64url')}\n`;
 }
 
 /** Reads state records; a torn last line (a crash mid-append) and malformed lines are skipped. */
@@ -42,20 +34,9 @@ export function decodeRecords(text: string): Map<number, SnapshotNode> {
   for (const line of text.split('\n').slice(0, -1)) {
     const [seqText, data] = line.split(' ');
     if (!seqText || !data) continue;
-    const p = Buffer.from(data, 'base64url');
-    if (p.length < 16) continue;
-    const nameLength = p.readUInt16BE(12);
-    if (p.length < 16 + nameLength || p.length !== 16 + nameLength + p.readUInt16BE(14 + nameLength)) continue;
-    nodes.set(parseInt(seqText, 36), {
-      creation: p.readUInt32BE(0),
-      port: p.readUInt16BE(4),
-      nodeType: p[6]!,
-      protocol: p[7]!,
-      highestVersion: p.readUInt16BE(8),
-      lowestVersion: p.readUInt16BE(10),
-      name: Buffer.from(p.subarray(14, 14 + nameLength)),
-      extra: Buffer.from(p.subarray(16 + nameLength)),
-    });
+    const packed = Buffer.from(data, 'base64url');
+    const info = packed.length >= 4 ? decodeNodeInfo(packed.subarray(4)) : undefined;
+    if (info) nodes.set(parseInt(seqText, 36), { ...info, creation: packed.readUInt32BE(0) });
   }
   return nodes;
 }
