@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import { cleanEnv, daemonCommand, startDaemon, type Daemon, type StartOptions } from '../helpers/daemon.js';
+import { awaitDaemon, cleanEnv, daemonCommand, startDaemon, type Daemon, type StartOptions } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { exchange, frame, hex, register, type Alive2Fields, type ConnectionEnd, type Exchange, type Registration } from '../helpers/wire.js';
 
@@ -339,51 +339,9 @@ export async function launchDaemon(o: LaunchOptions): Promise<Daemon> {
   const env = cleanEnv({ ...(o.env ?? {}), ...(o.listenFds ? { LISTEN_FDS: String(o.listenFds.length) } : {}) });
   const stdio: Array<'ignore' | 'pipe' | number> = ['ignore', 'pipe', 'pipe', ...(o.listenFds ?? [])];
   const proc = spawn('/bin/sh', ['-c', script, 'sh', cmd!, ...prefix, ...o.args], { env, stdio });
-  let err = '';
-  let out = '';
-  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  let gone = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    proc.on('exit', (code, signal) => {
-      gone = true;
-      resolve({ code, signal });
-    }),
-  );
-  const ok = await waitUntil(
-    () =>
-      gone ||
-      new Promise<boolean>((resolve) => {
-        const s = net.connect({ host: '127.0.0.1', port: o.probePort });
-        s.once('connect', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once('error', () => resolve(false));
-      }),
-    10_000,
-    20,
-  );
-  if (!ok || gone) {
-    proc.kill('SIGKILL');
-    throw new Error(`daemon did not start: ${err}`);
-  }
-  await sleep(30);
-  return {
-    port: o.probePort,
-    pid: proc.pid!,
-    proc,
-    stderr: () => err,
-    stdout: () => out,
-    exited,
-    stop: async () => {
-      if (gone) return;
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
+  const started = await awaitDaemon(proc, o.probePort);
+  if (started instanceof Error) throw started;
+  return started;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,7 +383,14 @@ export function listenersOf(pid: number): Listener[] {
       // fd closed meanwhile
     }
   }
-  const result: Listener[] = [];
+  return listeningSockets()
+    .filter((l) => inodes.has(l.inode))
+    .map(({ family, address, port }) => ({ family, address, port }));
+}
+
+/** Every TCP socket in LISTEN state in this network namespace, with its inode. */
+function listeningSockets(): (Listener & { inode: string })[] {
+  const result: (Listener & { inode: string })[] = [];
   for (const [file, family] of [
     ['/proc/net/tcp', 4],
     ['/proc/net/tcp6', 6],
@@ -438,12 +403,13 @@ export function listenersOf(pid: number): Listener[] {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols.length < 10 || cols[3] !== '0A' || !inodes.has(cols[9]!)) continue;
+      if (cols.length < 10 || cols[3] !== '0A') continue;
       const [addrHex, portHex] = cols[1]!.split(':');
       result.push({
         family,
         address: family === 4 ? decodeV4(addrHex!) : decodeV6(addrHex!),
         port: parseInt(portHex!, 16),
+        inode: cols[9]!,
       });
     }
   }
@@ -470,20 +436,7 @@ export async function withResources<T>(fn: (res: Resources) => Promise<T>): Prom
 
 /** PIDs of processes that hold a listening TCP socket on `port` (found through /proc, no traffic). */
 export function pidsListeningOn(port: number): number[] {
-  const inodes = new Set<string>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length < 10 || cols[3] !== '0A') continue;
-      if (parseInt(cols[1]!.split(':')[1]!, 16) === port) inodes.add(cols[9]!);
-    }
-  }
+  const inodes = new Set(listeningSockets().filter((l) => l.port === port).map((l) => l.inode));
   const pids: number[] = [];
   if (inodes.size === 0) return pids;
   for (const entry of fs.readdirSync('/proc')) {

@@ -64,6 +64,47 @@ export interface StartOptions {
 }
 
 /**
+ * Collects a just-spawned daemon's output and waits until `port` accepts on 127.0.0.1; returns
+ * the handle, or an Error (the process is killed) if it exited or did not listen within 10 s.
+ */
+export async function awaitDaemon(proc: ChildProcess, port: number): Promise<Daemon | Error> {
+  let err = '';
+  let out = '';
+  proc.stderr!.on('data', (d) => (err += d.toString()));
+  proc.stdout!.on('data', (d) => (out += d.toString()));
+  let gone = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    proc.on('exit', (code, signal) => {
+      gone = true;
+      resolve({ code, signal });
+    }),
+  );
+  const deadline = Date.now() + 10_000;
+  while (!gone && Date.now() < deadline && !(await canConnect(port))) await new Promise((r) => setTimeout(r, 20));
+  // A daemon that found the port taken exits 0 without serving: make sure ours is the one answering.
+  await new Promise((r) => setTimeout(r, 30));
+  if (gone || Date.now() >= deadline) {
+    proc.kill('SIGKILL');
+    return new Error(`daemon did not start on port ${port}: ${err}`);
+  }
+  return {
+    port,
+    pid: proc.pid!,
+    proc,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    stop: async () => {
+      if (gone) return;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
  * Starts the implementation under test in the foreground on a free loopback port
  * (`-port P` first, then args) and waits until it accepts connections.
  */
@@ -74,42 +115,10 @@ export async function startDaemon(args: string[] = [], opts: StartOptions = {}):
     const [cmd, ...prefix] = [...(opts.wrapper ?? []), ...daemonCommand()];
     const argv = [...prefix, ...(opts.noPortFlag ? [] : ['-port', String(port)]), ...args];
     const proc = spawn(cmd!, argv, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    let out = '';
-    proc.stderr!.on('data', (d) => (err += d.toString()));
-    proc.stdout!.on('data', (d) => (out += d.toString()));
-    let gone = false;
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      proc.on('exit', (code, signal) => {
-        gone = true;
-        resolve({ code, signal });
-      }),
-    );
-    const deadline = Date.now() + 10_000;
-    while (!gone && Date.now() < deadline && !(await canConnect(port))) await new Promise((r) => setTimeout(r, 20));
-    // A daemon that found the port taken exits 0 without serving: make sure ours is the one answering.
-    await new Promise((r) => setTimeout(r, 30));
-    if (gone || Date.now() >= deadline) {
-      proc.kill('SIGKILL');
-      lastError = new Error(`daemon did not start on port ${port}: ${err}`);
-      if (opts.port !== undefined) break;
-      continue;
-    }
-    return {
-      port,
-      pid: proc.pid!,
-      proc,
-      stderr: () => err,
-      stdout: () => out,
-      exited,
-      stop: async () => {
-        if (gone) return;
-        proc.kill('SIGTERM');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      },
-    };
+    const started = await awaitDaemon(proc, port);
+    if (!(started instanceof Error)) return started;
+    lastError = started;
+    if (opts.port !== undefined) break;
   }
   throw lastError ?? new Error('daemon did not start');
 }
