@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { Request } from '../../src/protocol/requests.js';
 
 /** How the server ended the connection, as the conformance transcripts record it. */
 export type ConnectionEnd = 'FIN' | 'RST' | 'open';
@@ -111,6 +112,28 @@ export function alive2Payload(f: Alive2Fields): Buffer {
   const elen = Buffer.alloc(2);
   elen.writeUInt16BE(extra.length);
   return Buffer.concat([head, name, elen, extra]);
+}
+
+/**
+ * A client's encoding of a request (payload without the length header), written from the spec
+ * independently of the daemon's decoder, so that the two can be checked against each other.
+ */
+export function requestPayload(r: Request): Buffer {
+  switch (r.type) {
+    case 'alive2':
+      return alive2Payload({ ...r, high: r.highestVersion, low: r.lowestVersion });
+    case 'port-please2':
+      return Buffer.concat([Buffer.from([122]), r.name]);
+    case 'stop':
+      // The name runs to a NUL or the end; an empty one needs the NUL, or the frame is too short.
+      return Buffer.concat([Buffer.from([115]), r.name, Buffer.alloc(r.name.length === 0 ? 1 : 0)]);
+    case 'names':
+      return Buffer.from([110]);
+    case 'dump':
+      return Buffer.from([100]);
+    case 'kill':
+      return Buffer.from([107]);
+  }
 }
 
 /**

@@ -1,67 +1,9 @@
 // FrameReader: OTP's incremental framing (spec §4), checked without sockets.
 import { describe, expect, it } from 'vitest';
 import { prng } from '../helpers/prng.js';
-import { hex } from '../helpers/wire.js';
-import { FrameReader, type FrameResult } from '../../src/protocol/frame-reader.js';
-import { MAX_FRAME_PAYLOAD } from '../../src/protocol/constants.js';
-
-
-
-/** Cuts `stream` into chunks of 1..maxChunk bytes. */
-function randomSplit(stream: Buffer, rand: () => number, maxChunk: number): Buffer[] {
-  const chunks: Buffer[] = [];
-  let at = 0;
-  while (at < stream.length) {
-    const size = 1 + Math.floor(rand() * Math.min(maxChunk, stream.length - at));
-    chunks.push(stream.subarray(at, at + size));
-    at += size;
-  }
-  return chunks;
-}
-
-function bytewise(stream: Buffer): Buffer[] {
-  return Array.from(stream, (b) => Buffer.from([b]));
-}
-
-/**
- * Feeds chunks until the reader gives something other than `incomplete` (the server stops reading
- * there) and returns that result; every earlier push must have been `incomplete`.
- */
-function feed(chunks: Buffer[]): FrameResult {
-  const reader = new FrameReader();
-  for (const chunk of chunks) {
-    const result = reader.push(Buffer.from(chunk)); // copy: the reader must not rely on the caller's buffer
-    if (result.kind !== 'incomplete') return result;
-  }
-  return { kind: 'incomplete' };
-}
-
-/**
- * Model of OTP's reader (epmd_srv.c do_read) for a given chunking: before the length is known it
- * reads at most INBUF_SIZE-1 = 3059 bytes; the read that reveals the length is checked for surplus.
- */
-function model(stream: Buffer, chunks: Buffer[]): FrameResult {
-  let total = 0;
-  let length = -1;
-  for (const chunk of chunks) {
-    total += chunk.length;
-    if (length < 0) {
-      if (total < 2) continue;
-      length = stream.readUInt16BE(0);
-      if (length === 0 || length > MAX_FRAME_PAYLOAD) return { kind: 'bad-length', length };
-      const seen = Math.min(total, 3059);
-      if (seen > 2 + length) return { kind: 'surplus-in-first-read', got: seen - 2, expected: length };
-    }
-    if (total >= 2 + length) return { kind: 'frame', payload: stream.subarray(2, 2 + length), surplus: total - 2 - length };
-  }
-  return { kind: 'incomplete' };
-}
-
-function frame(payload: Buffer): Buffer {
-  const header = Buffer.alloc(2);
-  header.writeUInt16BE(payload.length);
-  return Buffer.concat([header, payload]);
-}
+import { bytewise, feed, otpReaderModel, randomSplit } from '../helpers/frames.js';
+import { frame, hex } from '../helpers/wire.js';
+import { FrameReader } from '../../src/protocol/frame-reader.js';
 
 const NAMES = hex('00 01 6e');
 const PORT2_ALPHA = hex('00 06 7a 61 6c 70 68 61'); // V8
@@ -226,7 +168,7 @@ describe('FrameReader: surplus bytes (spec §4 rule 4, Q4)', () => {
     for (let round = 0; round < 400; round++) {
       const stream = streams[round % streams.length]!;
       const chunks = randomSplit(stream, rand, round % 3 === 0 ? stream.length : 6);
-      const expected = model(stream, chunks);
+      const expected = otpReaderModel(stream, chunks);
       expect(feed(chunks), `split ${chunks.map((c) => c.length).join('+')}`).toEqual(expected);
       if (expected.kind === 'surplus-in-first-read') sawSurplusFirst++;
       if (expected.kind === 'frame' && expected.surplus > 0) sawLaterSurplus++;
