@@ -1,19 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prng } from '../helpers/prng.js';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
+import { garbage } from '../helpers/fuzz.js';
 import { exchange, frame, register, type Registration } from '../helpers/wire.js';
-
-
-function garbage(rand: () => number): Buffer {
-  const kind = rand();
-  const length = Math.floor(rand() * 64);
-  const bytes = Buffer.from(Array.from({ length }, () => Math.floor(rand() * 256)));
-  if (kind < 0.3) return bytes; // raw noise, any length field
-  // A well-framed payload behind a real request code, so decoding (not just framing) is exercised.
-  const codes = [120, 122, 110, 100, 107, 115, 97, 0];
-  bytes[0] = codes[Math.floor(rand() * codes.length)]!;
-  return frame(length === 0 ? Buffer.from([codes[0]!]) : bytes);
-}
 
 describe('random garbage', () => {
   let daemon: Daemon;
