@@ -14,7 +14,7 @@ trap 'bash scripts/sdh/stop.sh >/dev/null 2>&1' EXIT
 share=${SDH_HOME:-/var/cache/epmd-ng-sdh}/share/$SDH_NAME
 mkdir -p "$share/dist" "$share/build" "$share/scripts" "$share/test/fixtures"
 cp dist/epmd-ng.mjs "$share/dist/"; cp build/sd_native.node "$share/build/"; cp scripts/install.sh "$share/scripts/"
-cp test/fixtures/holder.mjs "$share/test/fixtures/"; cp -r systemd "$share/"
+cp test/fixtures/holder.mjs test/fixtures/once-only-node.mjs "$share/test/fixtures/"; cp -r systemd "$share/"
 inside() { bash scripts/sdh/exec.sh bash -c "$1"; }
 inside 'SRC=/host bash /host/scripts/install.sh && systemctl daemon-reload && systemctl enable epmd-ng.service >/dev/null 2>&1 && systemctl start epmd-ng.socket'
 inside "systemd-run -q -p LimitNOFILE=65536 --setenv=HOLDER_LISTEN=0 --unit=holder node /host/test/fixtures/holder.mjs c $N /run/holder.out"

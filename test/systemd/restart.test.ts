@@ -4,23 +4,15 @@
 // come from a client that registers once and never again (as C nodes do), two from real Erlang nodes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerShell, waitFor } from './container.js';
+import { creationsOf, epmdQueries } from './epmd-queries.js';
 import { installEpmdNg } from './install.js';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, stopContainer } from './sdh.js';
 
 const name = containerName('epmd-restart');
-const { sh, ok, show, journal } = containerShell(name);
+const shell = containerShell(name);
+const { sh, ok, show, journal } = shell;
+const { listed, listedJson, registryEvents } = epmdQueries(shell);
 const HELD = 100;
-
-/** The node names epmd -names lists right now (empty if it could not be asked). */
-async function listed(): Promise<string[]> {
-  const r = await sh('epmd -names');
-  return [...r.stdout.matchAll(/^name (\S+) at port \d+$/gm)].map((m) => m[1]!).sort();
-}
-
-/** epmd-ng names --json, with the provisional marks. */
-async function listedJson(): Promise<{ name: string; provisional: boolean }[]> {
-  return (JSON.parse(await ok('epmd-ng names --json')) as { nodes: { name: string; provisional: boolean }[] }).nodes;
-}
 
 const expected = (...erl: string[]) => [...Array.from({ length: HELD }, (_, i) => `c${i}`), ...erl].sort();
 
@@ -43,18 +35,6 @@ async function pollDuring(action: string): Promise<number[]> {
   return JSON.parse(polled.stdout) as number[];
 }
 
-/** creation per node from the journal's register and adopt events. */
-async function creations(event: 'register' | 'adopt'): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const e of await journal('epmd-ng.service')) {
-    // The daemon's own lines are JSON; systemd's lines about the unit are not.
-    if (!e.MESSAGE?.startsWith('{')) continue;
-    const m = JSON.parse(e.MESSAGE) as { event?: string; node?: string; creation?: number };
-    if (m.event === event && m.node) out.set(m.node, m.creation!);
-  }
-  return out;
-}
-
 describe('registrations survive restarts (fd store and snapshots)', () => {
   if (!isRoot()) {
     it('runs as root', () => requireRoot('test/systemd/restart.test.ts'));
@@ -63,7 +43,7 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
 
   beforeAll(async () => {
     await bootContainer(name);
-    await installEpmdNg(name, ['test/fixtures/holder.mjs']);
+    await installEpmdNg(name, ['test/fixtures/holder.mjs', 'test/fixtures/once-only-node.mjs']);
     // Two real nodes and the once-only client, each as its own transient service.
     for (const n of ['a', 'b']) await ok(`systemd-run --unit=erl-${n} --setenv=HOME=/root erl -sname ${n} -start_epmd false -noshell -noinput -setcookie c`);
     await ok(`systemd-run --unit=holder node /host/test/fixtures/holder.mjs c ${HELD} /run/holder.out`);
@@ -81,8 +61,9 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
     expect(await listed()).toEqual(expected('a', 'b'));
     expect((await listedJson()).every((n) => !n.provisional)).toBe(true);
     // Creations unchanged: the new process took each registration over with its creation.
-    const registered = await creations('register');
-    const adopted = await creations('adopt');
+    const events = await registryEvents();
+    const registered = creationsOf(events, 'register');
+    const adopted = creationsOf(events, 'adopt');
     expect(adopted.size).toBe(HELD + 2);
     for (const [node, creation] of adopted) expect(creation, node).toBe(registered.get(node));
     // The client that never re-registers never saw its connections close.
