@@ -67,7 +67,7 @@ export interface Connection {
 }
 
 
-type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
+type Violation = 'framing' | 'malformed' | 'non-local' | 'remote' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
 
 /**
  * The EPMD protocol over TCP: accepts connections from any number of listening sockets, reads one
@@ -97,9 +97,14 @@ export class EpmdServer {
     this.settings.maxConnections = limit;
   }
 
-  /** Serves connections arriving on `listener` (any number of listeners may be attached). */
-  attach(listener: net.Server): void {
-    listener.on('connection', (socket) => this.accept(socket));
+  /**
+   * Serves connections arriving on `listener` (any number of listeners may be attached). On a
+   * this-host-only listener a connection from another host is closed before anything is read: the
+   * socket filter normally drops such peers in the kernel, but connections that queued before it
+   * was attached (socket activation) or without the addon still arrive here.
+   */
+  attach(listener: net.Server, options: { thisHostOnly?: boolean } = {}): void {
+    listener.on('connection', options.thisHostOnly ? (socket) => this.acceptFromThisHost(socket) : (socket) => this.accept(socket));
     // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
   }
@@ -107,6 +112,12 @@ export class EpmdServer {
   /** Closes every connection, registrations included (KILL, orderly exit). */
   closeAll(): void {
     for (const conn of this.connections) conn.socket.destroy();
+  }
+
+  private acceptFromThisHost(socket: net.Socket): void {
+    if (isLocalPeer(socket.remoteAddress, socket.localAddress)) return this.accept(socket);
+    this.violation('remote', { peer: formatPeer(socket), address: socket.localAddress }, 'connection from another host closed: this host only');
+    socket.destroy();
   }
 
   private accept(socket: net.Socket): void {
