@@ -337,41 +337,46 @@ static napi_value js_get_rlimit_nofile(napi_env env, napi_callback_info info) {
   return obj;
 }
 
-// "This host only": a packet passes when its source is IPv4 127.0.0.0/8, IPv6 ::1, or equal to its
-// destination. A host talking to any address of its own (127.0.1.1, its LAN or global addresses,
-// including ones added later) sends with source == destination through the loopback device, while
-// Linux drops packets that arrive from outside with one of its own addresses as source (martians),
-// so no other host passes. Dropped packets never reach TCP: a remote SYN gets neither SYN-ACK nor
-// RST, and a scanner sees the port as filtered. Accepted connections inherit the filter.
-// Loads are relative to the network header (SKF_NET_OFF), so one program serves IPv4, IPv6 and
-// dual-stack sockets; skb->protocol says which header layout it is.
-enum { V6 = 8, V6_LOOPBACK = 25, ACCEPT = 33, DROP = 34 };
+// "This host only": a packet passes when it arrived on the loopback device, which is how a host's
+// packets to any address of its own travel (127.0.1.1, LAN, secondary and IPv6 addresses, also
+// ones added later, whatever source address the kernel picked); no other host's packet ever
+// arrives there. For hosts with VRFs, where local traffic loops through the VRF device instead,
+// a packet also passes when its source is IPv4 127.0.0.0/8, IPv6 ::1, or equal to its destination
+// (Linux drops IPv4 packets from outside with a local source; a spoofed IPv6 one cannot complete
+// a handshake, as the SYN-ACK goes to this host itself). Dropped packets never reach TCP: a
+// remote SYN gets neither SYN-ACK nor RST, and a scanner sees the port as filtered. Accepted
+// connections inherit the filter. Loads are relative to the network header (SKF_NET_OFF), so one
+// program serves IPv4, IPv6 and dual-stack sockets; skb->protocol says which header it is.
+#define LOOPBACK_IFINDEX 1  // fixed by the kernel in every network namespace
+enum { IPV4 = 2, V6 = 10, V6_LOOPBACK = 27, ACCEPT = 35, DROP = 36 };
 #define LD_NET_W(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + (off))
 #define TAX BPF_STMT(BPF_MISC | BPF_TAX, 0)
 // Jump offsets are relative to the next instruction; `at` is the jump's own index.
 #define IF_K(at, k, yes, no) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (yes) - (at) - 1, (no) - (at) - 1)
 #define IF_X(at, yes, no) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, (yes) - (at) - 1, (no) - (at) - 1)
 static struct sock_filter this_host_only[] = {
-    /* 0 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
-    /* 1 */ IF_K(1, ETH_P_IP, 2, V6),
+    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
+    /* 1 */ IF_K(1, LOOPBACK_IFINDEX, ACCEPT, IPV4),
+    /* 2 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
+    /* 3 */ IF_K(3, ETH_P_IP, 4, V6),
     // IPv4: source at 12, destination at 16.
-    /* 2 */ LD_NET_W(12), /* 3 */ TAX,
-    /* 4 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xff000000),
-    /* 5 */ IF_K(5, 0x7f000000, ACCEPT, 6),
-    /* 6 */ LD_NET_W(16), /* 7 */ IF_X(7, ACCEPT, DROP),
+    /* 4 */ LD_NET_W(12), /* 5 */ TAX,
+    /* 6 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xff000000),
+    /* 7 */ IF_K(7, 0x7f000000, ACCEPT, 8),
+    /* 8 */ LD_NET_W(16), /* 9 */ IF_X(9, ACCEPT, DROP),
     // IPv6: source at 8..23, destination at 24..39, compared 32 bits at a time.
-    /* 8 */ IF_K(8, ETH_P_IPV6, 9, DROP),
-    /* 9 */ LD_NET_W(8), /* 10 */ TAX, /* 11 */ LD_NET_W(24), /* 12 */ IF_X(12, 13, V6_LOOPBACK),
-    /* 13 */ LD_NET_W(12), /* 14 */ TAX, /* 15 */ LD_NET_W(28), /* 16 */ IF_X(16, 17, V6_LOOPBACK),
-    /* 17 */ LD_NET_W(16), /* 18 */ TAX, /* 19 */ LD_NET_W(32), /* 20 */ IF_X(20, 21, V6_LOOPBACK),
-    /* 21 */ LD_NET_W(20), /* 22 */ TAX, /* 23 */ LD_NET_W(36), /* 24 */ IF_X(24, ACCEPT, V6_LOOPBACK),
+    /* 10 */ IF_K(10, ETH_P_IPV6, 11, DROP),
+    /* 11 */ LD_NET_W(8), /* 12 */ TAX, /* 13 */ LD_NET_W(24), /* 14 */ IF_X(14, 15, V6_LOOPBACK),
+    /* 15 */ LD_NET_W(12), /* 16 */ TAX, /* 17 */ LD_NET_W(28), /* 18 */ IF_X(18, 19, V6_LOOPBACK),
+    /* 19 */ LD_NET_W(16), /* 20 */ TAX, /* 21 */ LD_NET_W(32), /* 22 */ IF_X(22, 23, V6_LOOPBACK),
+    /* 23 */ LD_NET_W(20), /* 24 */ TAX, /* 25 */ LD_NET_W(36), /* 26 */ IF_X(26, ACCEPT, V6_LOOPBACK),
     // Source ::1.
-    /* 25 */ LD_NET_W(8), /* 26 */ IF_K(26, 0, 27, DROP),
-    /* 27 */ LD_NET_W(12), /* 28 */ IF_K(28, 0, 29, DROP),
-    /* 29 */ LD_NET_W(16), /* 30 */ IF_K(30, 0, 31, DROP),
-    /* 31 */ LD_NET_W(20), /* 32 */ IF_K(32, 1, ACCEPT, DROP),
-    /* 33 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
-    /* 34 */ BPF_STMT(BPF_RET | BPF_K, 0),
+    /* 27 */ LD_NET_W(8), /* 28 */ IF_K(28, 0, 29, DROP),
+    /* 29 */ LD_NET_W(12), /* 30 */ IF_K(30, 0, 31, DROP),
+    /* 31 */ LD_NET_W(16), /* 32 */ IF_K(32, 0, 33, DROP),
+    /* 33 */ LD_NET_W(20), /* 34 */ IF_K(34, 1, ACCEPT, DROP),
+    /* 35 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+    /* 36 */ BPF_STMT(BPF_RET | BPF_K, 0),
 };
 _Static_assert(sizeof this_host_only / sizeof this_host_only[0] == DROP + 1, "labels match the program");
 

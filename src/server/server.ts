@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OTP_FIRST_READ } from '../protocol/constants.js';
 import { FrameReader } from '../protocol/frame-reader.js';
@@ -23,7 +24,7 @@ import { creationFor, type ProvisionalEntry, type Registration, type Registry } 
 import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
-import { isLocalPeer } from './locality.js';
+import { isLocalPeer, isOwnAddress } from './locality.js';
 import { socketFd } from './socket-fd.js';
 
 export interface ServerSettings {
@@ -115,7 +116,8 @@ export class EpmdServer {
   }
 
   private acceptFromThisHost(socket: net.Socket): void {
-    if (isLocalPeer(socket.remoteAddress, socket.localAddress)) return this.accept(socket);
+    const peer = socket.remoteAddress;
+    if (isLocalPeer(peer, socket.localAddress) || (peer !== undefined && isOwnAddress(peer, interfaceAddresses()))) return this.accept(socket);
     this.violation('remote', { peer: formatPeer(socket), address: socket.localAddress }, 'connection from another host closed: this host only');
     socket.destroy();
   }
@@ -394,6 +396,11 @@ export class EpmdServer {
     if (!admitted) return;
     this.log.warn(admitted.dropped > 0 ? { ...fields, suppressed: admitted.dropped } : fields, message);
   }
+}
+
+/** This host's addresses right now; read only for the rare peer that is neither loopback nor the connection's own address. */
+function interfaceAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 function formatPeer(socket: net.Socket): string {
