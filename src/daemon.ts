@@ -10,6 +10,7 @@ import {
   bindAddresses,
   describeReach,
   formatAddress,
+  listener,
   MAX_LISTEN_SOCKETS,
   planAddresses,
   serveFd,
@@ -59,8 +60,8 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
       const listeners: Listener[] = [];
       for (const s of sockets) {
         const thisHostOnly = s.name === THIS_HOST_ONLY_FD_NAME;
-        const filtered = applyFilter(s.fd, thisHostOnly, native);
-        listeners.push({ server: await serveFd(s.fd), thisHostOnly, filtered });
+        const filter = applyFilter(s.fd, thisHostOnly, native);
+        listeners.push(listener(await serveFd(s.fd), thisHostOnly, filter));
       }
       warnUnfiltered(listeners, log);
       return { ok: true, listeners, activated: true };
@@ -84,11 +85,12 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
   return { ok: true, listeners: bound.listeners, activated: false };
 }
 
-/** Without the addon, other hosts still complete a TCP handshake before the server closes them. */
+/** Without the filter, other hosts still complete a TCP handshake before the server closes them. */
 function warnUnfiltered(listeners: Listener[], log: Logger): void {
-  if (listeners.some((l) => l.thisHostOnly && !l.filtered)) {
+  const because = [...new Set(listeners.flatMap((l) => (l.thisHostOnly && !l.filtered ? [l.unfilteredBecause ?? 'unknown'] : [])))];
+  if (because.length > 0) {
     log.warn(
-      'the native addon is missing: other hosts are refused only after their TCP handshake (zero reply bytes) instead of being dropped by a socket filter',
+      `no socket filter (${because.join('; ')}): other hosts complete a TCP handshake and are then closed before any byte is read, instead of getting no answer at all`,
     );
   }
 }
