@@ -26,7 +26,7 @@ const NODES = Number(opts.nodes);
 const SAMPLE_MS = 10_000;
 /** Samples before this are warm-up: pools filling, the unused list reaching its cap, V8 sizing its heap. */
 const WARMUP_S = Math.min(120, Math.max(20, SECONDS / 5));
-/** Growth after warm-up that counts as "grows": an eighth of a NAMES reply per registration would already be this. */
+/** Growth after warm-up that counts as "grows" (see the summary for how growth is measured). */
 const RSS_GROWTH_LIMIT_MB = 16;
 const FD_GROWTH_LIMIT = 50;
 if (!(SECONDS >= 30) || !(NODES >= 1)) {
@@ -186,10 +186,15 @@ function slopePerMinute(key) {
   return den ? num / den : 0;
 }
 const span = (key) => ({ min: Math.min(...steady.map((s) => s[key])), max: Math.max(...steady.map((s) => s[key])) });
-const edge = (key, which) => mean((which === 'first' ? steady.slice(0, 3) : steady.slice(-3)).map((s) => s[key]));
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** Median of the first or last third of the samples after warm-up: robust to a single spike or dip. */
+const third = (key, which) => {
+  const n = Math.max(1, Math.floor(steady.length / 3));
+  return median((which === 'first' ? steady.slice(0, n) : steady.slice(-n)).map((s) => s[key]));
+};
 const steadyMinutes = steady.length ? (steady.at(-1).t - steady[0].t) / 60 : 0;
-const rssGrowth = steady.length >= 3 ? Math.max(edge('rssMb', 'last') - edge('rssMb', 'first'), slopePerMinute('rssMb') * steadyMinutes) : NaN;
-const fdGrowth = steady.length >= 3 ? edge('fds', 'last') - edge('fds', 'first') : NaN;
+const rssGrowth = steady.length >= 3 ? third('rssMb', 'last') - third('rssMb', 'first') : NaN;
+const fdGrowth = steady.length >= 3 ? third('fds', 'last') - third('fds', 'first') : NaN;
 const rss = span('rssMb');
 const fds = span('fds');
 const failures = total.lookupFailures + total.namesShort + total.registrationFailures;
@@ -202,7 +207,7 @@ console.log(`  hostile connections closed by the daemon: unread replies ${total.
 console.log(`  lookup latency per 10 s window: worst p99 ${Math.max(...samples.map((s) => s.p99)).toFixed(1)} ms, worst max ${Math.max(...samples.map((s) => s.max)).toFixed(1)} ms`);
 if (steady.length >= 3) {
   console.log(`  after warm-up (${steady.length} samples, ${steadyMinutes.toFixed(1)} min): RSS ${rss.min.toFixed(1)}–${rss.max.toFixed(1)} MB, slope ${slopePerMinute('rssMb').toFixed(2)} MB/min; fds ${fds.min}–${fds.max}, slope ${slopePerMinute('fds').toFixed(1)}/min`);
-  console.log(`  growth after warm-up: RSS ${rssGrowth.toFixed(1)} MB (limit ${RSS_GROWTH_LIMIT_MB}), fds ${fdGrowth.toFixed(0)} (limit ${FD_GROWTH_LIMIT})`);
+  console.log(`  growth after warm-up (median of the last third minus that of the first): RSS ${rssGrowth.toFixed(1)} MB (limit ${RSS_GROWTH_LIMIT_MB}), fds ${fdGrowth.toFixed(0)} (limit ${FD_GROWTH_LIMIT})`);
 } else {
   console.log('  too short for a steady-state verdict (fewer than 3 samples after warm-up)');
 }

@@ -139,14 +139,16 @@ function restoreSnapshot(store: SnapshotStore, registry: Registry<Connection>, c
   let provisional = 0;
   for (const node of snapshot.nodes) {
     if (registry.lookup(node.name)) continue;
-    if (sameBoot && config.provisionalTtl > 0 && registry.addProvisional(node, node.creation, Date.now() + config.provisionalTtl * 1000)) provisional++;
+    // An entry that was provisional already keeps its time; a restart does not renew it.
+    const expiresAt = Math.min(node.provisionalUntil ?? Infinity, Date.now() + config.provisionalTtl * 1000);
+    if (sameBoot && config.provisionalTtl > 0 && expiresAt > Date.now() && registry.addProvisional(node, node.creation, expiresAt)) provisional++;
     else registry.restoreCounters([node], 0);
   }
   log.info({ provisional, remembered: snapshot.unused.length, rebooted: !sameBoot, savedAt: new Date(snapshot.savedAt).toISOString() }, 'registry restored from snapshot');
 }
 
 function snapshotOf(registry: Registry<Connection>, bootId: string): Snapshot {
-  const node = (n: NodeInfo & { creation: number }): SnapshotNode => ({
+  const node = (n: NodeInfo & { creation: number; expiresAt?: number }): SnapshotNode => ({
     name: n.name,
     port: n.port,
     nodeType: n.nodeType,
@@ -155,6 +157,7 @@ function snapshotOf(registry: Registry<Connection>, bootId: string): Snapshot {
     lowestVersion: n.lowestVersion,
     extra: n.extra,
     creation: n.creation,
+    ...(n.expiresAt === undefined ? {} : { provisionalUntil: n.expiresAt }),
   });
   return {
     version: 1,
@@ -253,7 +256,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     },
   );
   for (const listener of listeners) server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
-  const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
+  const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed, extended: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
   if (snapshots) restoreSnapshot(snapshots, registry, config, log);

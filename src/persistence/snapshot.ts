@@ -21,6 +21,12 @@ const MAX_BOOT_ID_CHARS = 128;
 /** A registration as saved: what the node registered, and its creation. */
 export interface SnapshotNode extends NodeInfo {
   creation: number;
+  /**
+   * Set for an entry that was already provisional (restored without its connection): when its time
+   * is up, in milliseconds since the epoch. A later start keeps that time rather than granting a
+   * fresh TTL, so restarts in a row cannot keep an entry alive.
+   */
+  provisionalUntil?: number;
 }
 
 export interface SnapshotUnused {
@@ -65,6 +71,7 @@ export function encodeSnapshot(s: Snapshot): Buffer {
       lowestVersion: n.lowestVersion,
       extra: n.extra.toString('base64'),
       creation: n.creation,
+      ...(n.provisionalUntil === undefined ? {} : { provisionalUntil: n.provisionalUntil }),
     })),
     unused: s.unused.map((u) => ({ name: u.name.toString('base64'), port: u.port, creation: u.creation })),
   };
@@ -206,6 +213,7 @@ function fromDocument(doc: unknown): Snapshot {
       extra: bytesField(n, 'extra', where),
       creation: int(n, 'creation', where, MAX_U32),
     };
+    if (n.provisionalUntil !== undefined) node.provisionalUntil = int(n, 'provisionalUntil', where, Number.MAX_SAFE_INTEGER);
     claim(node.name, `nodes[${i}]`);
     return node;
   });

@@ -16,6 +16,8 @@ export interface ProvisionalOptions {
   now?: () => number;
   /** An entry was dropped (the caller saves a snapshot). */
   dropped?: (entry: ProvisionalEntry, why: string) => void;
+  /** A probe confirmed an entry and extended its time (the caller saves a snapshot, which keeps that time). */
+  extended?: (entry: ProvisionalEntry) => void;
 }
 
 /** Probes running at once; a restart with thousands of restored entries must not open thousands of sockets. */
@@ -69,8 +71,10 @@ export class ProvisionalKeeper<Owner> {
           const result = await probe(entry.port, entry.name, entry.creation);
           // The node may have registered again while the probe ran: then the entry is gone already.
           if (this.registry.lookupProvisional(entry.name) !== entry) continue;
-          if (result === 'confirmed') entry.expiresAt = now() + this.options.ttlMs;
-          else if (result === 'gone' || result === 'other-node') this.drop(entry, result === 'gone' ? 'nothing listens on its port' : 'another node answers on its port');
+          if (result === 'confirmed') {
+            entry.expiresAt = now() + this.options.ttlMs;
+            this.options.extended?.(entry);
+          } else if (result === 'gone' || result === 'other-node') this.drop(entry, result === 'gone' ? 'nothing listens on its port' : 'another node answers on its port');
           else if (now() >= entry.expiresAt) this.drop(entry, 'expired before its node registered again');
         }
       };

@@ -145,6 +145,33 @@ describe('snapshots and provisional entries', () => {
     expect(d5.stderr()).toContain('expired before its node registered again');
   });
 
+  it('restarts in a row do not renew a provisional entry: it leaves when its first TTL is up', async () => {
+    const dir = stateDir();
+    const d1 = await daemonWith(dir);
+    const port = d1.port;
+    // A port that accepts but never answers the handshake: probes cannot decide, only the TTL can.
+    const { default: net } = await import('node:net');
+    const mutePort = await freePort();
+    const mute = net.createServer((s) => s.on('error', () => {})).listen(mutePort, '127.0.0.1');
+    cleanups.push(() => mute.close());
+    const r = await held(port, { port: mutePort, name: 'mute' });
+    await waitUntil('the snapshot', () => fs.existsSync(snapshotFile(dir)) && savedNames(dir).includes('mute'));
+    await killHard(d1);
+    r.socket.destroy();
+    const restoredAt = Date.now();
+    // kill -9 and start again every second, sooner than any probe round (2.5 s after a start).
+    let d = await startDaemon([], { port, env: { EPMD_NG_STATE_DIR: dir, EPMD_NG_PROVISIONAL_TTL: '3' } });
+    expect((await namesJson(port)).map((n) => n.name)).toEqual(['mute']);
+    while (Date.now() - restoredAt < 4500) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await killHard(d);
+      d = await startDaemon([], { port, env: { EPMD_NG_STATE_DIR: dir, EPMD_NG_PROVISIONAL_TTL: '3' } });
+    }
+    cleanups.push(() => d.stop());
+    expect(await namesJson(port)).toEqual([]);
+    expect(d.stderr()).toMatch(/"provisional":0/);
+  });
+
   it('creations keep increasing across restarts (the counters are persisted)', async () => {
     const dir = stateDir();
     const d1 = await daemonWith(dir);

@@ -116,6 +116,19 @@ describe('encodeSnapshot / decodeSnapshot round trip', () => {
     expect(decodeDoc(doc)).toEqual({ ok: true, snapshot: sample() });
   });
 
+  it('keeps the time of an entry that was provisional already, and only for that entry', () => {
+    const s = sample();
+    s.nodes[1]!.provisionalUntil = 1_732_180_030_123;
+    const doc = JSON.parse(encodeSnapshot(s).toString('utf8'));
+    expect(doc.nodes[1].provisionalUntil).toBe(1_732_180_030_123);
+    expect('provisionalUntil' in doc.nodes[0]).toBe(false);
+    expect(decodeSnapshot(encodeSnapshot(s))).toEqual({ ok: true, snapshot: s });
+    doc.nodes[1].provisionalUntil = -5;
+    expect(decodeDoc(doc)).toEqual({ ok: false, reason: 'nodes[1].provisionalUntil -5 is out of range 0..9007199254740991' });
+    doc.nodes[1].provisionalUntil = 'soon';
+    expect(decodeDoc(doc)).toMatchObject({ ok: false, reason: expect.stringContaining('provisionalUntil must be an integer') });
+  });
+
   it('refuses to encode what it could not decode', () => {
     const bad = sample();
     bad.nodes[0]!.port = 70000;
