@@ -4,10 +4,57 @@
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { frame, freePort, register, request, startDaemon } from './loopback-client.mjs';
 
+const bundle = new URL('../dist/epmd-ng.mjs', import.meta.url).pathname;
 const LOOKUPS = Number(process.env.BENCH_LOOKUPS ?? 20000);
 const CONCURRENCY = 32;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function frame(payload) {
+  const h = Buffer.alloc(2);
+  h.writeUInt16BE(payload.length);
+  return Buffer.concat([h, payload]);
+}
+
+function alive2(name, port) {
+  const n = Buffer.from(name);
+  const p = Buffer.alloc(13 + n.length);
+  p[0] = 120; p.writeUInt16BE(port, 1); p[3] = 77; p.writeUInt16BE(6, 5); p.writeUInt16BE(5, 7); p.writeUInt16BE(n.length, 9);
+  n.copy(p, 11);
+  return frame(p);
+}
+
+/**
+ * One request on a fresh connection; resolves with the reply when the server closes. Each part of
+ * the benchmark connects from its own loopback address: epmd closes first, so its side keeps every
+ * connection in TIME_WAIT, and tens of thousands of connections from one address would start to
+ * collide with them (SYN retransmits, refused connects) and measure the kernel, not epmd.
+ */
+function request(port, bytes, localAddress) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(bytes));
+    s.on('data', (d) => chunks.push(d));
+    s.on('close', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+  });
+}
+
+function register(port, name, nodePort) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.1.1' }, () => s.write(alive2(name, nodePort)));
+    s.once('data', (d) => (d[1] === 0 ? resolve(s) : reject(new Error(`registration of ${name} refused`))));
+    s.on('error', reject);
+  });
+}
 
 async function inBatches(count, make, batch = 500) {
   const out = [];
@@ -57,7 +104,11 @@ if (process.argv[2] === 'hold') {
   await holder(Number(process.argv[3]));
 } else {
   const port = await freePort();
-  const daemon = await startDaemon(port, { EPMD_NG_LOG_LEVEL: 'warn', EPMD_NG_MAX_CONNECTIONS: '30000' });
+  const daemon = spawn(process.execPath, [bundle, '-port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, EPMD_NG_LOG_LEVEL: 'warn', EPMD_NG_MAX_CONNECTIONS: '30000' } });
+  for (let i = 0; i < 200; i++) {
+    if (await new Promise((r) => net.connect(port, '127.0.0.1').on('connect', function () { this.destroy(); r(true); }).on('error', () => r(false)))) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
   const rows = [];
   const small = await hold(port, 10, 0);
   rows.push({ scenario: '10 registrations', ...(await lookups(port, ['node0', 'node9'], '127.0.2.1')) });

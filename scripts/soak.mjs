@@ -5,7 +5,7 @@
 //
 //   node scripts/soak.mjs [--seconds N] [--nodes N]      (defaults: 600 s, 5,000 registrations)
 //
-// The load, all at once, each part from its own loopback source address (see loopback-client.mjs):
+// The load, all at once, each part from its own loopback source address (see request()):
 // - registrations: a base of --nodes nodes; churn replaces one every 100 ms with a new name;
 // - lookups: 200 PORT_PLEASE2 per second of live names, each checked; NAMES read in full 2/s, DUMP 1/s;
 // - unread replies: 300 connections at a time send NAMES and never read (the reply of thousands of
@@ -14,11 +14,73 @@
 // - idle: 100 connections at a time that send nothing;
 // - garbage: 20 random packets per second, each on a fresh connection.
 // A connection of a pool that the daemon closes is replaced a second later, so the pools stay full.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { frame, freePort, register, request, startDaemon } from './loopback-client.mjs';
+
+const bundle = new URL('../dist/epmd-ng.mjs', import.meta.url).pathname;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function frame(payload) {
+  const h = Buffer.alloc(2);
+  h.writeUInt16BE(payload.length);
+  return Buffer.concat([h, payload]);
+}
+
+function alive2(name, port) {
+  const n = Buffer.from(name);
+  const p = Buffer.alloc(13 + n.length);
+  p[0] = 120; p.writeUInt16BE(port, 1); p[3] = 77; p.writeUInt16BE(6, 5); p.writeUInt16BE(5, 7); p.writeUInt16BE(n.length, 9);
+  n.copy(p, 11);
+  return frame(p);
+}
+
+/**
+ * One request on a fresh connection; resolves with the reply when the server closes. Each part of
+ * the load connects from its own loopback address: epmd closes first, so its side keeps every
+ * connection in TIME_WAIT, and tens of thousands of connections from one address would start to
+ * collide with them (SYN retransmits, refused connects) and measure the kernel, not epmd.
+ */
+function request(port, bytes, localAddress) {
+  return new Promise((resolve, reject) => {
+    const chunks = [];
+    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(bytes));
+    s.on('data', (d) => chunks.push(d));
+    s.on('close', () => resolve(Buffer.concat(chunks)));
+    s.on('error', reject);
+  });
+}
+
+/** Registers `name` and resolves with the open registration connection once the reply says ok. */
+function register(port, name, nodePort, localAddress = '127.0.1.1') {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(alive2(name, nodePort)));
+    s.once('data', (d) => (d[1] === 0 ? resolve(s) : reject(new Error(`registration of ${name} refused`))));
+    s.on('error', reject);
+  });
+}
+
+/** Starts the built daemon on `port` with `env` added and resolves once it accepts connections. */
+async function startDaemon(port, env, stdio = ['ignore', 'ignore', 'inherit']) {
+  const daemon = spawn(process.execPath, [bundle, '-port', String(port)], { stdio, env: { ...process.env, ...env } });
+  for (let i = 0; i < 200; i++) {
+    if (await new Promise((r) => net.connect(port, '127.0.0.1').on('connect', function () { this.destroy(); r(true); }).on('error', () => r(false)))) return daemon;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  daemon.kill('SIGKILL');
+  throw new Error(`the daemon did not listen on port ${port}`);
+}
+
 
 const { values: opts } = parseArgs({ options: { seconds: { type: 'string', default: '600' }, nodes: { type: 'string', default: '5000' } } });
 const SECONDS = Number(opts.seconds);
