@@ -70,9 +70,12 @@ function register(port, name, nodePort, localAddress = '127.0.1.1') {
   });
 }
 
-/** Starts the built daemon on `port` with `env` added and resolves once it accepts connections. */
+/**
+ * Starts the built daemon on `port` with `env` added and resolves once it accepts connections. It
+ * runs as installed, through the bundle's own #! line (which may carry node options).
+ */
 async function startDaemon(port, env, stdio = ['ignore', 'ignore', 'inherit']) {
-  const daemon = spawn(process.execPath, [bundle, '-port', String(port)], { stdio, env: { ...process.env, ...env } });
+  const daemon = spawn(bundle, ['-port', String(port)], { stdio, env: { ...process.env, ...env } });
   for (let i = 0; i < 200; i++) {
     if (await new Promise((r) => net.connect(port, '127.0.0.1').on('connect', function () { this.destroy(); r(true); }).on('error', () => r(false)))) return daemon;
     await new Promise((r) => setTimeout(r, 25));
