@@ -23,7 +23,14 @@ const INCOMPLETE: FrameResult = { kind: 'incomplete' };
  * with OTP's epmd however the kernel happened to split it.
  */
 export class FrameReader {
-  private chunks: Buffer[] = [];
+  /** Bytes received before the length is known (fewer than 2, unless one read brought more). */
+  private head: Buffer[] = [];
+  /**
+   * The header and payload, allocated once the length is known; later reads are copied into it and
+   * not kept, so a client trickling one byte per read holds one buffer of its frame's size rather
+   * than a buffer per read (about 0.5 kB each).
+   */
+  private frame: Buffer | undefined;
   private buffered = 0;
   private length = -1;
 
@@ -33,25 +40,25 @@ export class FrameReader {
   }
 
   push(chunk: Buffer): FrameResult {
-    this.chunks.push(chunk);
+    const before = this.buffered;
     this.buffered += chunk.length;
     if (this.length < 0) {
+      this.head.push(chunk);
       if (this.buffered < 2) return INCOMPLETE;
-      const head = this.chunks.length === 1 ? this.chunks[0]! : this.flatten();
+      const head = this.head.length === 1 ? chunk : Buffer.concat(this.head, this.buffered);
+      this.head = [];
       const length = head.readUInt16BE(0);
       if (length === 0 || length > MAX_FRAME_PAYLOAD) return { kind: 'bad-length', length };
       // OTP's first read takes at most OTP_FIRST_READ bytes; only a surplus inside it is seen.
       const firstRead = Math.min(this.buffered, OTP_FIRST_READ);
       if (firstRead > 2 + length) return { kind: 'surplus-in-first-read', got: firstRead - 2, expected: length };
       this.length = length;
+      this.frame = Buffer.alloc(2 + length);
+      head.copy(this.frame, 0, 0, Math.min(head.length, 2 + length));
+    } else if (before < 2 + this.length) {
+      chunk.copy(this.frame!, before, 0, Math.min(chunk.length, 2 + this.length - before));
     }
     if (this.buffered < 2 + this.length) return INCOMPLETE;
-    const all = this.flatten();
-    return { kind: 'frame', payload: all.subarray(2, 2 + this.length), surplus: this.buffered - 2 - this.length };
-  }
-
-  private flatten(): Buffer {
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.buffered)];
-    return this.chunks[0]!;
+    return { kind: 'frame', payload: this.frame!.subarray(2), surplus: this.buffered - 2 - this.length };
   }
 }

@@ -145,3 +145,39 @@ describe(`live fuzzing (seed ${seed})`, () => {
     expect(last.recv.equals(expectedLookup)).toBe(true);
   }, 120_000);
 });
+
+describe('slowloris: requests trickled one byte per read', () => {
+  let daemon: Daemon;
+  const sockets: net.Socket[] = [];
+  beforeAll(async () => {
+    daemon = await startDaemon();
+  });
+  afterAll(async () => {
+    sockets.forEach((s) => s.destroy());
+    await daemon?.stop();
+  });
+
+  it('cost the daemon one buffer of the frame\'s size each, not memory per byte received', async () => {
+    // 300 clients announce 3,000 bytes and send one every 50 ms for 10 s: 60,000 reads. Kept as one
+    // buffer per read (about 0.5 kB each, as the frame reader once did), that is 30 MB; the bound is 8.
+    for (let i = 0; i < 300; i++) {
+      const s = net.connect({ host: '127.0.0.1', port: daemon.port }, () => s.write(Buffer.from([0x0b, 0xb8])));
+      s.on('error', () => {});
+      sockets.push(s);
+    }
+    const drip = setInterval(() => sockets.forEach((s) => s.write('n')), 50);
+    await new Promise((r) => setTimeout(r, 1000));
+    const start = processFigures(daemon.pid).rssKb;
+    let peak = start;
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      peak = Math.max(peak, processFigures(daemon.pid).rssKb);
+    }
+    clearInterval(drip);
+    const lookup = await exchange(daemon.port, frame(Buffer.from('n')));
+    expect(lookup.recv.length).toBe(4);
+    expect(sockets.every((s) => !s.destroyed)).toBe(true);
+    console.log(`slowloris: RSS ${(start / 1024).toFixed(1)} MB after 1 s, peak ${(peak / 1024).toFixed(1)} MB over the next 10 s`);
+    expect((peak - start) / 1024).toBeLessThanOrEqual(8);
+  }, 30_000);
+});
