@@ -125,7 +125,9 @@ const PAD = '-'.repeat(32);
 async function addNode() {
   const name = `soak${seq++}${PAD}`;
   const nodePort = 20000 + (seq % 40000);
-  live.set(name, { socket: await register(port, name, nodePort), port: nodePort });
+  // Spread over 8 source addresses: each holds its registrations' ports and the TIME_WAIT ones of
+  // the churn, and a single address can run out of ports to bind when two soaks run at once.
+  live.set(name, { socket: await register(port, name, nodePort, `127.0.1.${1 + (seq % 8)}`), port: nodePort });
 }
 for (let i = 0; i < NODES; i += 250) await Promise.all(Array.from({ length: Math.min(250, NODES - i) }, addNode));
 /** Names registered most recently: lookups ask for these, since they are not about to churn away. */
