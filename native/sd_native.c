@@ -2,9 +2,11 @@
 //
 // - notify(state, fds?, address?) -> bool: one sd_notify datagram, optionally carrying fds (FDSTORE).
 //   Node's dgram has no AF_UNIX and net has no SOCK_DGRAM, so this cannot be done in JS.
-// - sockInfo(fd) -> {domain, type, protocol, acceptConn} | null: tells inherited listening sockets from
+// - sockInfo(fd) -> {domain, type, protocol, acceptConn, reusePort} | null: tells inherited listening sockets from
 //   stored connections (Node has no getsockopt).
 // - setCloexec(fd, on), memfdCreate(name), getRlimitNofile() -> {soft, hard}.
+// - steerReuseport(fd, index): sends every new connection of fd's SO_REUSEPORT group to the socket
+//   at `index`, so that an older listener in the group can be drained and closed without a reset.
 //
 // Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
 // libraries), no node-addon-api (C++). NAPI_VERSION 8 keeps the binary loadable by Node 18 and every
@@ -14,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -229,7 +232,7 @@ static void set_int(napi_env env, napi_value obj, const char *name, int v) {
   napi_set_named_property(env, obj, name, x);
 }
 
-// sockInfo(fd: number): {domain, type, protocol, acceptConn} | null (null: fd is open but not a socket).
+// sockInfo(fd: number): {domain, type, protocol, acceptConn, reusePort} | null (null: fd is open but not a socket).
 static napi_value js_sock_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, b;
@@ -239,7 +242,7 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
     if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sockInfo(fd): fd is required");
     return NULL;
   }
-  int domain, type, protocol, accepting;
+  int domain, type, protocol, accepting, reuse_port;
   if (getsockopt_int(fd, SO_DOMAIN, &domain) < 0) {
     if (errno == ENOTSOCK) {
       napi_get_null(env, &obj);
@@ -249,7 +252,7 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (getsockopt_int(fd, SO_TYPE, &type) < 0 || getsockopt_int(fd, SO_PROTOCOL, &protocol) < 0 ||
-      getsockopt_int(fd, SO_ACCEPTCONN, &accepting) < 0) {
+      getsockopt_int(fd, SO_ACCEPTCONN, &accepting) < 0 || getsockopt_int(fd, SO_REUSEPORT, &reuse_port) < 0) {
     throw_errno(env, errno, "getsockopt", NULL);
     return NULL;
   }
@@ -259,6 +262,8 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
   set_int(env, obj, "protocol", protocol);
   napi_get_boolean(env, accepting != 0, &b);
   napi_set_named_property(env, obj, "acceptConn", b);
+  napi_get_boolean(env, reuse_port != 0, &b);
+  napi_set_named_property(env, obj, "reusePort", b);
   return obj;
 }
 
@@ -329,6 +334,33 @@ static napi_value js_get_rlimit_nofile(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// steerReuseport(fd: number, index: number): void
+// Attaches a one-instruction classic BPF program to the SO_REUSEPORT group of the listening socket fd:
+// it returns `index`, the position of the socket that gets new connections. The kernel numbers the
+// group's sockets in the order they joined it and falls back to its hash when the index is out of
+// range, so once the older sockets are closed the program is harmless.
+static napi_value js_steer_reuseport(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = argc >= 1 ? get_fd(env, argv[0], "steerReuseport: fd must be a non-negative integer") : -1;
+  if (fd < 0) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "steerReuseport(fd, index): fd is required");
+    return NULL;
+  }
+  int index = argc >= 2 ? get_fd(env, argv[1], "steerReuseport: index must be a non-negative integer") : -1;
+  if (index < 0) {
+    if (argc < 2) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "steerReuseport(fd, index): index is required");
+    return NULL;
+  }
+  struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, (unsigned)index)};
+  struct sock_fprog prog = {1, code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
+    throw_errno(env, errno, "setsockopt", "SO_ATTACH_REUSEPORT_CBPF");
+  }
+  return NULL;
+}
+
 // No global state, so the module is safe to load in several contexts (worker threads, vitest).
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
@@ -337,6 +369,7 @@ NAPI_MODULE_INIT() {
       {"setCloexec", NULL, js_set_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getRlimitNofile", NULL, js_get_rlimit_nofile, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"steerReuseport", NULL, js_steer_reuseport, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -14,11 +14,18 @@ import { ProvisionalKeeper } from './server/provisional.js';
 import { socketFd } from './server/socket-fd.js';
 import { takeActivationFds, type ActivatedFd } from './systemd/activation.js';
 import { FdStore, recoverStored } from './systemd/fd-store.js';
+import { isStoredListener, sortListeners, storedListenerName, type SortedListeners } from './systemd/listener-store.js';
+import { tryLoadNative } from './systemd/native.js';
 import { ServiceManager } from './systemd/service.js';
 
 /** When provisional entries are probed: first after OTP nodes' 2 s re-registration, then every 5 s. */
 const FIRST_PROBE_MS = 2500;
 const PROBE_INTERVAL_MS = 5000;
+/**
+ * How long a listening socket left over from before a restart of the socket unit is still served
+ * once new connections go to the new socket: enough for handshakes already under way to finish.
+ */
+const ORPHAN_DRAIN_MS = 1000;
 
 /** How the daemon process should end: the caller maps this to process.exit. */
 export type DaemonExit = { code: number; message?: string };
@@ -69,6 +76,41 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
   if (bound.kind === 'failed') return { code: 1, message: `cannot listen on ${bound.host} port ${config.port}: ${bound.error}` };
   for (const skipped of bound.skipped) log.warn(skipped, 'loopback address not available, continuing without it');
   return { ok: true, servers: bound.servers, activated: false };
+}
+
+const sameAddress = (a: net.Server, b: net.Server): boolean => {
+  const x = a.address();
+  const y = b.address();
+  return typeof x === 'object' && typeof y === 'object' && x !== null && y !== null && x.address === y.address && x.port === y.port && x.family === y.family;
+};
+
+/**
+ * Serves the listening sockets a restart of the socket unit left in our fd store (see
+ * systemd/listener-store.ts) until the connections queued on them are taken, then closes them. New
+ * connections go to the unit's new socket of the same address from the start: in their SO_REUSEPORT
+ * group the new socket joined after the old ones, so its index is their number.
+ */
+async function retireOrphans(listeners: SortedListeners, servers: net.Server[], server: EpmdServer, fdStore: FdStore, log: Logger): Promise<net.Server[]> {
+  const orphans = await Promise.all(listeners.orphans.map(async (f) => ({ fd: f, server: await adopt(f.fd) })));
+  const native = orphans.length > 0 ? tryLoadNative() : null;
+  listeners.current.forEach((f, i) => {
+    const older = orphans.filter((o) => sameAddress(o.server, servers[i]!)).length;
+    if (older === 0) return;
+    try {
+      native?.steerReuseport(f.fd, older);
+    } catch (err) {
+      log.warn({ err: (err as Error).message, address: formatAddress(servers[i]!) }, 'cannot steer new connections to the new socket; the old one is drained all the same');
+    }
+  });
+  for (const orphan of orphans) {
+    server.attach(orphan.server);
+    log.info({ address: formatAddress(orphan.server), storeName: orphan.fd.name }, 'serving a listening socket kept from before the socket unit restarted, until it is drained');
+    setTimeout(() => {
+      fdStore.dropFd(orphan.fd.name);
+      orphan.server.close();
+    }, ORPHAN_DRAIN_MS).unref();
+  }
+  return orphans.map((o) => o.server);
 }
 
 function isLoopback(server: net.Server): boolean {
@@ -161,7 +203,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   } catch (err) {
     return { code: 1, message: `bad socket activation environment: ${(err as Error).message}` };
   }
-  const listening = await listen(config, inherited, log);
+  const kept = sortListeners(inherited.filter((f) => f.kind === 'listening'));
+  const listening = await listen(config, inherited.filter((f) => !isStoredListener(f.name)), log);
   if (!('ok' in listening)) {
     if (listening.code !== 0) service.exited(listening.code);
     return listening;
@@ -189,6 +232,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   let finish: (exit: DaemonExit) => void = () => {};
   const done = new Promise<DaemonExit>((resolve) => (finish = resolve));
   let stopping = false;
+  let draining: net.Server[] = [];
   /**
    * Leaves without closing registration connections: under systemd the fd store keeps them open
    * for the next process (closing them here would tell every node its registration is gone);
@@ -200,7 +244,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     log.info({ reason, registered: registry.size }, 'stopping');
     notify();
     keeper.stop();
-    for (const listener of servers) listener.close();
+    for (const listener of [...servers, ...draining]) listener.close();
     if (closeConnections) server.closeAll();
     snapshots?.flush(produce);
     snapshots?.close();
@@ -233,6 +277,9 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     },
   );
   for (const listener of servers) server.attach(listener);
+  // Copies of the socket unit's sockets, so that they keep listening if it is restarted.
+  for (const f of kept.unstored) fdStore.keepFd(storedListenerName(f.fd, f.name), f.fd);
+  draining = await retireOrphans(kept, servers, server, fdStore, log);
   const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
