@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
-import { buildPackages, erlangBaseDeb, shell, type Packages } from './packages.js';
+import { creationsIn, type JournalEntry } from '../systemd/container.js';
+import { buildPackages, erlangBaseDeb, readPolls, repoRoot, shell, type Packages } from './packages.js';
 
 const name = containerName('pkg-coexist');
-const { sh, ok, show, waitFor, names, waitNode } = shell(name);
+const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
 
 /** An Erlang application the way Debian packages declare them: Requires= and After=epmd.service. */
 function appUnit(node: string): string {
@@ -53,6 +54,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
     const erlang = erlangBaseDeb(version);
     erlangDeb = path.basename(erlang);
     fs.copyFileSync(erlang, path.join(share, erlangDeb));
+    for (const f of ['test/packaging/names-poller.cjs', 'test/fixtures/holder.mjs']) fs.copyFileSync(path.join(repoRoot, f), path.join(share, path.basename(f)));
   }, BOOT_TIMEOUT_MS);
 
   afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
@@ -82,7 +84,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       // ...and its node registers again, now with epmd-ng (OTP nodes reconnect within seconds).
       await waitNode('app', 30_000);
       expect((await sh('pgrep -u epmd -x epmd')).code).not.toBe(0);
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       expect(JSON.parse(await ok('epmd-ng names --json')).nodes.map((n: { name: string }) => n.name)).toEqual(['app']);
     }, 60_000);
 
@@ -104,7 +106,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
       await ok('systemctl stop epmd.socket epmd.service && systemctl enable --now epmd-ng.service');
       expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       await ok('systemctl start app.service app2.service');
       await waitNode('app');
       await waitNode('app2');
@@ -152,26 +154,58 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
       expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
       await ok('systemctl start epmd');
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       await installApp('app3');
       await ok('systemctl start app3.service');
       await waitNode('app3');
     });
 
-    it('an upgrade of erlang-base disturbs epmd-ng only briefly: it stays enabled, and the nodes are back moments later', async () => {
-      // Reinstalling the same .deb runs erlang-base's upgrade path: its prerm kills any process
-      // whose name contains "epmd" (epmd-ng's is "epmd-ng") unless `epmd -kill` stops it, and its
-      // postinst restarts "epmd.service epmd.socket", which are epmd-ng's while it is enabled.
-      const before = await show('epmd-ng.service', 'MainPID');
-      const out = await ok(`dpkg -i /host/${erlangDeb} 2>&1`);
-      console.log(`erlang-base upgrade with epmd-ng installed: ${out.match(/Killing epmd\.\.\. .*/)?.[0] ?? '(no kill)'}`);
+    it('an upgrade of erlang-base leaves every node listed at every 50 ms poll, served by the same registrations', async () => {
+      // A real node with no dependency on epmd.service (erlang-base's postinst restarts epmd.service,
+      // and systemd restarts what Requires= it: app3, see below) and a client that registers once
+      // and never again, as C nodes do.
+      await startNode('r');
+      await ok('rm -f /run/holder.out && systemd-run -q --unit=holder node /host/holder.mjs h 1 /run/holder.out');
+      await waitFor('r and h0 registered', async () => {
+        const listed = await names();
+        return listed.includes('h0') && listed.includes('r');
+      });
+      const app3 = await show('app3.service', 'InvocationID');
+      const pollFile = path.join(shareDir(name), 'poll-erlang-base.jsonl');
+      await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-eb node /host/names-poller.cjs /host/poll-erlang-base.jsonl /run/poll-stop 50');
+      await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
+      const pollsBefore = readPolls(pollFile).length;
+
+      // Reinstalling the same .deb runs erlang-base's upgrade path: its prerm kills the first
+      // process `pgrep epmd` finds when `epmd -kill` fails (refused: nodes are registered), and its
+      // postinst runs `systemctl restart epmd.service epmd.socket`, i.e. epmd-ng's two units.
+      const out = await ok(`cd /host && apt-get install -y --reinstall ./${erlangDeb} 2>&1`);
+      const pollsDuring = readPolls(pollFile).length - pollsBefore;
+      await new Promise((r) => setTimeout(r, 3000)); // a dropped node would register again ~2 s later
+      await ok('touch /run/poll-stop');
+      await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-eb')).stdout.trim() !== 'active');
+
+      // Nothing named like epmd to kill: the daemon runs as "node".
+      expect(out).toContain('Killing epmd... it is not running.');
+      const polls = readPolls(pollFile);
+      const bad = polls.filter((p) => p.error !== undefined || !['h0', 'r'].every((n) => p.names?.includes(n)));
+      console.log(`erlang-base upgrade: ${polls.length} polls (${pollsDuring} while apt ran), slowest ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad`);
+      expect(pollsDuring).toBeGreaterThanOrEqual(3);
+      expect(bad.slice(0, 10)).toEqual([]);
+      // epmd-ng serves, enabled as before; the registrations are the same ones: the once-only
+      // client's connection never closed and the new process adopted each with its creation.
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
-      expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
-      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '127.0.0.1:4369,[::1]:4369');
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
+      expect(await ok('cat /run/holder.out')).not.toContain('closed');
+      const journal = (await ok('journalctl --no-pager -u epmd-ng.service -o json')).trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+      const registered = creationsIn(journal, 'register');
+      const adopted = creationsIn(journal, 'adopt');
+      for (const n of ['h0', 'r']) expect(adopted.get(n), n).toBe(registered.get(n));
+      // systemd's rule for Requires=: restarting epmd.service restarted app3, whose node is back.
+      expect((await show('app3.service', 'InvocationID')).InvocationID).not.toBe(app3.InvocationID);
       await waitNode('app3', 30_000);
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
-      console.log(`epmd-ng main PID ${before.MainPID} -> ${(await show('epmd-ng.service', 'MainPID')).MainPID}`);
-    }, 60_000);
+      await ok('systemctl stop erl-r holder');
+    }, 90_000);
 
     it('purging erlang-base while epmd-ng is installed leaves epmd-ng enabled and listening', async () => {
       // erlang-base's prerm stops "epmd.service epmd.socket" (ours) and its purge removes the

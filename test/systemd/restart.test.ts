@@ -3,13 +3,15 @@
 // `systemctl stop` + start the snapshot brings them back as provisional entries. 100 registrations
 // come from a client that registers once and never again (as C nodes do), two from real Erlang nodes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containerShell, waitFor } from './container.js';
+import { containerShell, creationsIn, waitFor } from './container.js';
 import { installEpmdNg } from './install.js';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, stopContainer } from './sdh.js';
 
 const name = containerName('epmd-restart');
 const { sh, ok, show, journal } = containerShell(name);
 const HELD = 100;
+/** Stored fds beside the registrations: the state memfd and a copy of each of the socket unit's two sockets. */
+const STORED_EXTRA = 1 + 2;
 
 /** The node names epmd -names lists right now (empty if it could not be asked). */
 async function listed(): Promise<string[]> {
@@ -45,14 +47,7 @@ async function pollDuring(action: string): Promise<number[]> {
 
 /** creation per node from the journal's register and adopt events. */
 async function creations(event: 'register' | 'adopt'): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const e of await journal('epmd-ng.service')) {
-    // The daemon's own lines are JSON; systemd's lines about the unit are not.
-    if (!e.MESSAGE?.startsWith('{')) continue;
-    const m = JSON.parse(e.MESSAGE) as { event?: string; node?: string; creation?: number };
-    if (m.event === event && m.node) out.set(m.node, m.creation!);
-  }
-  return out;
+  return creationsIn(await journal('epmd-ng.service'), event);
 }
 
 describe('registrations survive restarts (fd store and snapshots)', () => {
@@ -87,15 +82,39 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
     for (const [node, creation] of adopted) expect(creation, node).toBe(registered.get(node));
     // The client that never re-registers never saw its connections close.
     expect(await ok('cat /run/holder.out')).not.toContain('closed');
-    // One stored fd per registration, plus the memfd that describes them.
-    expect(Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore)).toBe(HELD + 2 + 1);
+    // One stored fd per registration, plus the memfd that describes them and the listening sockets.
+    expect(Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore)).toBe(HELD + 2 + STORED_EXTRA);
+  });
+
+  it('systemctl restart epmd.service epmd.socket, as erlang-base\'s postinst does: no connection refused or reset, every registration kept', async () => {
+    const before = { service: await show('epmd-ng.service', 'MainPID'), socket: await show('epmd-ng.socket', 'ActiveEnterTimestampMonotonic') };
+    const counts = await pollDuring('systemctl restart epmd.service epmd.socket');
+    // Both really restarted: the socket unit made new sockets.
+    expect((await show('epmd-ng.service', 'MainPID')).MainPID).not.toBe(before.service.MainPID);
+    expect((await show('epmd-ng.socket', 'ActiveEnterTimestampMonotonic')).ActiveEnterTimestampMonotonic).not.toBe(
+      before.socket.ActiveEnterTimestampMonotonic,
+    );
+    // Not one poll refused, reset (-1) or short: the old sockets kept listening in the fd store.
+    expect(counts.length).toBeGreaterThan(20);
+    expect(counts.filter((c) => c !== HELD + 2)).toEqual([]);
+    const registered = await creations('register');
+    const adopted = await creations('adopt');
+    for (const [node, creation] of registered) expect(adopted.get(node), node).toBe(creation);
+    expect(await ok('cat /run/holder.out')).not.toContain('closed');
+    const kept = await journal('epmd-ng.service');
+    expect(kept.filter((e) => e.MESSAGE?.includes('kept from before the socket unit restarted')).length).toBe(2);
+    // The old sockets are drained and closed: one socket per address again, and out of the store.
+    await waitFor('the old sockets closed', async () => (await ok("ss -ltnH 'sport = :4369' | wc -l")).trim() === '2');
+    await waitFor('the store back to its size', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 2 + STORED_EXTRA);
+    // erlang-base's prerm kills what `pgrep epmd` finds: the daemon's process is named node.
+    expect((await sh('pgrep epmd')).code).toBe(1);
   });
 
   it('a node that dies after the restart is still noticed through its connection closing', async () => {
     await ok('systemctl kill -s KILL erl-b.service');
     await waitFor('b gone from NAMES', async () => !(await listed()).includes('b'));
     expect(await listed()).toEqual(expected('a'));
-    await waitFor('b out of the fd store', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 1 + 1);
+    await waitFor('b out of the fd store', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 1 + STORED_EXTRA);
   });
 
   it('SIGKILL with Restart=on-failure: all registrations are back before READY', async () => {
