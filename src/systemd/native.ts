@@ -1,5 +1,5 @@
-// Typed, lazy access to the sd_native.node addon (native/sd_native.c). Lazy because only a daemon
-// running under systemd needs it: development runs and most tests work without a compiled addon.
+// Typed, lazy access to the sd_native.node addon (native/sd_native.c). Lazy because a daemon that
+// is neither under systemd nor listening on its default addresses never needs it.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -38,6 +38,21 @@ export interface SdNative {
    * socket number `index` (the order in which they joined; out of range: the kernel's hash).
    */
   steerReuseport(fd: number, index: number): void;
+  /**
+   * A listening TCP socket on a numeric address (SO_REUSEADDR, close-on-exec), with the options set
+   * before bind: IPV6_V6ONLY, IP_FREEBIND, and the this-host-only socket filter. Throws a system
+   * error (.code EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT...; .syscall the call that failed).
+   */
+  listenTcp(host: string, port: number, options: ListenTcpOptions): number;
+  /** Attaches (true) or removes (false) the this-host-only socket filter on any socket. */
+  setThisHostOnly(fd: number, on: boolean): void;
+}
+
+export interface ListenTcpOptions {
+  ipv6Only?: boolean;
+  freeBind?: boolean;
+  /** Drop every packet that does not come from this host (native/sd_native.c has the rule). */
+  thisHostOnly?: boolean;
 }
 
 export const ADDON_FILE = 'sd_native.node';
@@ -95,7 +110,7 @@ export function tryLoadNative(): SdNative | null {
 }
 
 function tryLoad(): { addon: SdNative } | { error: Error } {
-  const prefix = 'systemd notification support (sd_native.node) is missing: ';
+  const prefix = 'the native addon (sd_native.node: systemd notification, socket filter) is missing: ';
   const candidates = addonCandidates();
   const file = candidates.find((f) => existsSync(f));
   if (!file) {
