@@ -7,9 +7,9 @@
 // - setCloexec(fd, on), memfdCreate(name), getRlimitNofile() -> {soft, hard}.
 // - steerReuseport(fd, index): sends every new connection of fd's SO_REUSEPORT group to the socket
 //   at `index`, so that an older listener in the group can be drained and closed without a reset.
-// - listenTcp(host, port, {ipv6Only, freeBind, thisHostOnly}) -> fd and setThisHostOnly(fd, on):
-//   listening sockets with what Node's net module cannot set (IP_FREEBIND, a socket filter), set up
-//   completely before listen() so that no packet ever meets a half-configured socket. Node takes the
+// - listenTcp(host, port, {ipv6Only, freeBind, thisHostOnly}) -> fd, setThisHostOnly(fd, on) and
+//   filterState(fd): listening sockets with what Node's net module cannot set (IP_FREEBIND, a socket
+//   filter), set up before listen() so that no packet meets a half-configured socket. Node takes the
 //   fd over with server.listen({fd}).
 //
 // Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
@@ -449,6 +449,38 @@ static bool get_bool_prop(napi_env env, napi_value obj, const char *name) {
   return b;
 }
 
+// filterState(fd: number): "none" | "this-host-only" | "other": which classic filter the socket
+// has (SO_GET_FILTER returns the program as it was attached).
+static napi_value js_filter_state(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = argc >= 1 ? get_fd(env, argv[0], "filterState: fd must be a non-negative integer") : -1;
+  if (fd < 0) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "filterState(fd): fd is required");
+    return NULL;
+  }
+  enum { OURS = sizeof this_host_only / sizeof this_host_only[0] };
+  struct sock_filter installed[OURS];
+  socklen_t blocks = 0;  // in blocks, not bytes: 0 asks for the count only
+  if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &blocks) < 0) {
+    throw_errno(env, errno, "getsockopt", "SO_GET_FILTER");
+    return NULL;
+  }
+  const char *state = "none";
+  if (blocks == OURS) {
+    if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, installed, &blocks) < 0) {
+      throw_errno(env, errno, "getsockopt", "SO_GET_FILTER");
+      return NULL;
+    }
+    state = memcmp(installed, this_host_only, sizeof installed) == 0 ? "this-host-only" : "other";
+  } else if (blocks > 0) {
+    state = "other";
+  }
+  napi_create_string_utf8(env, state, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
 // listenTcp(host: string, port: number, options: {ipv6Only, freeBind, thisHostOnly}): number
 // A listening TCP socket (close-on-exec, SO_REUSEADDR as Node and OTP set it). Errors throw with the
 // failing call as .syscall and its errno name as .code (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT...).
@@ -499,7 +531,9 @@ static napi_value js_listen_tcp(napi_env env, napi_callback_info info) {
   if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) < 0) goto fail;
   // IP_FREEBIND applies to IPv6 sockets too (the kernel checks the same flag for both families).
   if (freebind && setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) < 0) goto fail;
-  if (local && set_this_host_only(fd, true) < 0) goto fail;
+  // Best effort: Linux 6.18 and later want CAP_NET_ADMIN for a filter on a TCP socket. The caller
+  // asks filterState() whether it is in place and falls back to its accept-time check.
+  if (local) set_this_host_only(fd, true);
   failed = "bind";
   if (bind(fd, (struct sockaddr *)&ss, len) < 0) goto fail;
   failed = "listen";
@@ -525,6 +559,7 @@ NAPI_MODULE_INIT() {
       {"steerReuseport", NULL, js_steer_reuseport, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

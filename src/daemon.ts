@@ -10,6 +10,7 @@ import {
   bindAddresses,
   describeReach,
   formatAddress,
+  listener,
   MAX_LISTEN_SOCKETS,
   planAddresses,
   serveFd,
@@ -65,8 +66,8 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
       const listeners: Listener[] = [];
       for (const s of sockets) {
         const thisHostOnly = s.name === THIS_HOST_ONLY_FD_NAME;
-        const filtered = applyFilter(s.fd, thisHostOnly, native);
-        listeners.push({ server: await serveFd(s.fd), thisHostOnly, filtered });
+        const filter = applyFilter(s.fd, thisHostOnly, native);
+        listeners.push(listener(await serveFd(s.fd), thisHostOnly, filter));
       }
       warnUnfiltered(listeners, log);
       return { ok: true, listeners, activated: true };
@@ -108,8 +109,7 @@ async function retireOrphans(kept: SortedListeners, listeners: Listener[], serve
   const orphans: { storeName: string; listener: Listener }[] = [];
   for (const f of kept.orphans) {
     const thisHostOnly = socketNameOf(f.name) === THIS_HOST_ONLY_FD_NAME;
-    const filtered = applyFilter(f.fd, thisHostOnly, native);
-    orphans.push({ storeName: f.name, listener: { server: await serveFd(f.fd), thisHostOnly, filtered } });
+    orphans.push({ storeName: f.name, listener: listener(await serveFd(f.fd), thisHostOnly, applyFilter(f.fd, thisHostOnly, native)) });
   }
   kept.current.forEach((f, i) => {
     const older = orphans.filter((o) => sameAddress(o.listener.server, listeners[i]!.server)).length;
@@ -120,22 +120,23 @@ async function retireOrphans(kept: SortedListeners, listeners: Listener[], serve
       log.warn({ err: (err as Error).message, address: formatAddress(listeners[i]!.server) }, 'cannot steer new connections to the new socket; the old one is drained all the same');
     }
   });
-  for (const { storeName, listener } of orphans) {
-    server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
-    log.info({ address: formatAddress(listener.server), storeName }, 'serving a listening socket kept from before the socket unit restarted, until it is drained');
+  for (const { storeName, listener: orphan } of orphans) {
+    server.attach(orphan.server, { thisHostOnly: orphan.thisHostOnly });
+    log.info({ address: formatAddress(orphan.server), storeName }, 'serving a listening socket kept from before the socket unit restarted, until it is drained');
     setTimeout(() => {
       fdStore.dropFd(storeName);
-      listener.server.close();
+      orphan.server.close();
     }, ORPHAN_DRAIN_MS).unref();
   }
   return orphans.map((o) => o.listener);
 }
 
-/** Without the addon, other hosts still complete a TCP handshake before the server closes them. */
+/** Without the filter, other hosts still complete a TCP handshake before the server closes them. */
 function warnUnfiltered(listeners: Listener[], log: Logger): void {
-  if (listeners.some((l) => l.thisHostOnly && !l.filtered)) {
+  const because = [...new Set(listeners.flatMap((l) => (l.thisHostOnly && !l.filtered ? [l.unfilteredBecause ?? 'unknown'] : [])))];
+  if (because.length > 0) {
     log.warn(
-      'the native addon is missing: other hosts are refused only after their TCP handshake (zero reply bytes) instead of being dropped by a socket filter',
+      `no socket filter (${because.join('; ')}): other hosts complete a TCP handshake and are then closed before any byte is read, instead of getting no answer at all`,
     );
   }
 }

@@ -21,7 +21,14 @@ export interface Listener {
   thisHostOnly: boolean;
   /** The kernel also drops other hosts' packets (the socket filter is attached). */
   filtered: boolean;
+  /** Why a this-host-only listener has no filter. */
+  unfilteredBecause?: string;
 }
+
+/** Whether the this-host-only filter is on a socket, and why not. */
+export type FilterOutcome = { filtered: true } | { filtered: false; because?: string };
+
+const MISSING_ADDON = 'the native addon is missing';
 
 export interface ListenAddress {
   host: string;
@@ -110,11 +117,12 @@ async function listenOn(address: ListenAddress, port: number, native: SdNative |
   if (!native) {
     // IPv6 sockets are IPv6-only so that 0.0.0.0 and :: can both be bound, as OTP does.
     const server = await serve((s) => s.listen({ host, port, ipv6Only, exclusive: true }));
-    return { server, thisHostOnly, filtered: false };
+    return listener(server, thisHostOnly, thisHostOnly ? { filtered: false, because: MISSING_ADDON } : { filtered: false });
   }
   const fd = native.listenTcp(host, port, { ipv6Only, freeBind, thisHostOnly });
   try {
-    return { server: await serveFd(fd), thisHostOnly, filtered: thisHostOnly };
+    const filter = thisHostOnly ? applyFilter(fd, true, native) : ({ filtered: false } as const);
+    return listener(await serveFd(fd), thisHostOnly, filter);
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -149,15 +157,31 @@ export async function bindAddresses(addresses: ListenAddress[], port: number, na
   return { kind: 'listening', listeners, skipped };
 }
 
+export function listener(server: net.Server, thisHostOnly: boolean, filter: FilterOutcome): Listener {
+  return { server, thisHostOnly, filtered: filter.filtered, ...(filter.filtered || !filter.because ? {} : { unfilteredBecause: filter.because }) };
+}
+
 /**
- * Gives a socket that systemd passed the filter its name asks for: attached for THIS_HOST_ONLY_FD_NAME,
- * removed otherwise (the filter stays with the socket in systemd's hands across our restarts, so a
- * renamed socket must lose it). Returns whether the kernel filter is in place.
+ * Gives a socket the filter that whom it serves asks for: attached for this host only (kept when
+ * it is already there: systemd's socket keeps it across our restarts, and epmd-ng-filter.service
+ * may have attached it with the CAP_NET_ADMIN that newer kernels require), removed otherwise.
+ * Failing to attach is reported, not thrown: the server's accept-time check still holds.
  */
-export function applyFilter(fd: number, thisHostOnly: boolean, native: SdNative | null): boolean {
-  if (!native) return false;
-  native.setThisHostOnly(fd, thisHostOnly);
-  return thisHostOnly;
+export function applyFilter(fd: number, thisHostOnly: boolean, native: SdNative | null): FilterOutcome {
+  if (!native) return { filtered: false, because: thisHostOnly ? MISSING_ADDON : undefined };
+  const state = native.filterState(fd);
+  if (!thisHostOnly) {
+    if (state !== 'none') native.setThisHostOnly(fd, false);
+    return { filtered: false };
+  }
+  if (state === 'this-host-only') return { filtered: true };
+  try {
+    native.setThisHostOnly(fd, true);
+    return { filtered: true };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { filtered: false, because: e.code === 'EPERM' ? 'attaching it needs CAP_NET_ADMIN on this kernel' : e.message };
+  }
 }
 
 /** Listed addresses not configured on any interface right now (bound with IP_FREEBIND, served once they appear). */

@@ -40,18 +40,23 @@ export interface SdNative {
   steerReuseport(fd: number, index: number): void;
   /**
    * A listening TCP socket on a numeric address (SO_REUSEADDR, close-on-exec), with the options set
-   * before bind: IPV6_V6ONLY, IP_FREEBIND, and the this-host-only socket filter. Throws a system
+   * before bind: IPV6_V6ONLY, IP_FREEBIND, and if it can the this-host-only filter. Throws a system
    * error (.code EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT...; .syscall the call that failed).
    */
   listenTcp(host: string, port: number, options: ListenTcpOptions): number;
   /** Attaches (true) or removes (false) the this-host-only socket filter on any socket. */
   setThisHostOnly(fd: number, on: boolean): void;
+  /** Which classic socket filter the socket has. */
+  filterState(fd: number): 'none' | 'this-host-only' | 'other';
 }
 
 export interface ListenTcpOptions {
   ipv6Only?: boolean;
   freeBind?: boolean;
-  /** Drop every packet that does not come from this host (native/sd_native.c has the rule). */
+  /**
+   * Try to attach the this-host-only filter (native/sd_native.c has the rule); failing is not an
+   * error (newer kernels want CAP_NET_ADMIN for it): ask filterState().
+   */
   thisHostOnly?: boolean;
 }
 

@@ -39,7 +39,7 @@ export interface ProbeRequest {
 }
 
 /** test/fixtures/ns-probe.mjs running inside a namespace, answering probes. */
-class ProbeAgent {
+export class ProbeAgent {
   private readonly pending = new Map<number, (r: ProbeResult) => void>();
   private nextId = 1;
 
@@ -107,44 +107,95 @@ function waitForLine(proc: ChildProcess, text: string): Promise<void> {
   });
 }
 
+export interface RemoteHost {
+  /** argv prefix that runs a program on the remote machine. */
+  onRemote: string[];
+  fromRemote: ProbeAgent;
+  /** Name of the link's end on the target side, up but without addresses: the caller gives it HOST_V4/HOST_V6. */
+  targetLink: string;
+  close(): Promise<void>;
+}
+
+const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+const unique = () => `${process.pid % 100000}${Math.floor(Math.random() * 100)}`;
+
+function startAgent(prefix: string[], started: ChildProcess[]): ProbeAgent {
+  const [cmd, ...args] = [...prefix, process.execPath, path.join(repoRoot, 'test/fixtures/ns-probe.mjs')];
+  const proc = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  started.push(proc);
+  return new ProbeAgent(proc);
+}
+
+async function killAll(started: ChildProcess[]): Promise<void> {
+  for (const p of started) p.kill('SIGKILL');
+  await Promise.all(started.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
+}
+
+/**
+ * Another machine on a link to `target`: a network namespace of the test's own, with REMOTE_V4 and
+ * REMOTE_V6, joined by a veth pair to the network namespace `target` names (an `ip netns` name, or
+ * the PID of a process in it, such as a container's init). Root only.
+ */
+export async function createRemote(target: string | number): Promise<RemoteHost> {
+  const id = unique();
+  const ns = `epmdng-r${id}`;
+  const link = `er${id}`;
+  const targetLink = `eh${id}`;
+  const started: ChildProcess[] = [];
+  const close = async () => {
+    await killAll(started);
+    try {
+      ip(['netns', 'del', ns]); // takes the veth pair with it
+    } catch {
+      /* not created */
+    }
+  };
+  try {
+    ip(['netns', 'add', ns]);
+    ip(['link', 'add', link, 'netns', ns, 'type', 'veth', 'peer', 'name', targetLink, 'netns', String(target)]);
+    ip(['-n', ns, 'link', 'set', 'lo', 'up']);
+    ip(['-n', ns, 'addr', 'add', `${REMOTE_V4}/24`, 'dev', link]);
+    ip(['-n', ns, '-6', 'addr', 'add', `${REMOTE_V6}/64`, 'dev', link, 'nodad']);
+    ip(['-n', ns, 'link', 'set', link, 'up']);
+    const onRemote = ['ip', 'netns', 'exec', ns];
+    return { onRemote, fromRemote: startAgent(onRemote, started), targetLink, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 /** Builds the two hosts. Root only. */
 export async function createLab(hostname = 'epmdhost'): Promise<HostLab> {
-  const id = `${process.pid % 100000}${Math.floor(Math.random() * 100)}`;
-  const hostNs = `epmdng-h${id}`;
-  const remoteNs = `epmdng-r${id}`;
-  const hostLink = `eh${id}`;
-  const remoteLink = `er${id}`;
+  const hostNs = `epmdng-h${unique()}`;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmdng-lab-'));
   const hostsFile = path.join(dir, 'hosts');
   fs.writeFileSync(hostsFile, debianHosts(`127.0.1.1\t${hostname}`));
-  const ip = (args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const inNs = (ns: string, args: string[]) => ip(['-n', ns, ...args]);
+  const inNs = (args: string[]) => ip(['-n', hostNs, ...args]);
   const started: ChildProcess[] = [];
+  let remote: RemoteHost | undefined;
   const close = async () => {
-    for (const p of started) p.kill('SIGKILL');
-    await Promise.all(started.map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
-    for (const ns of [hostNs, remoteNs]) {
-      try {
-        ip(['netns', 'del', ns]);
-      } catch {
-        /* not created */
-      }
+    await killAll(started);
+    await remote?.close();
+    try {
+      ip(['netns', 'del', hostNs]);
+    } catch {
+      /* not created */
     }
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     ip(['netns', 'add', hostNs]);
-    ip(['netns', 'add', remoteNs]);
-    ip(['link', 'add', hostLink, 'netns', hostNs, 'type', 'veth', 'peer', 'name', remoteLink, 'netns', remoteNs]);
-    for (const [ns, link, v4, v6] of [
-      [hostNs, hostLink, HOST_V4, HOST_V6],
-      [remoteNs, remoteLink, REMOTE_V4, REMOTE_V6],
-    ] as const) {
-      inNs(ns, ['link', 'set', 'lo', 'up']);
-      inNs(ns, ['addr', 'add', `${v4}/24`, 'dev', link]);
-      inNs(ns, ['-6', 'addr', 'add', `${v6}/64`, 'dev', link, 'nodad']);
-      inNs(ns, ['link', 'set', link, 'up']);
-    }
+    inNs(['link', 'set', 'lo', 'up']);
+    remote = await createRemote(hostNs);
+    const hostLink = remote.targetLink;
+    const restoreHostAddresses = () => {
+      inNs(['link', 'set', hostLink, 'up']);
+      inNs(['addr', 'flush', 'dev', hostLink]);
+      inNs(['addr', 'add', `${HOST_V4}/24`, 'dev', hostLink]);
+      inNs(['-6', 'addr', 'add', `${HOST_V6}/64`, 'dev', hostLink, 'nodad']);
+    };
+    restoreHostAddresses();
     // The host's UTS and mount namespaces live as long as this holder process.
     const holder = spawn(
       'ip',
@@ -155,29 +206,17 @@ export async function createLab(hostname = 'epmdhost'): Promise<HostLab> {
     started.push(holder);
     await waitForLine(holder, 'ready');
     const onHost = ['nsenter', '-t', String(holder.pid), '-n', '-u', '-m', '--'];
-    const onRemote = ['ip', 'netns', 'exec', remoteNs];
-    const agent = (prefix: string[]) => {
-      const [cmd, ...args] = [...prefix, process.execPath, path.join(repoRoot, 'test/fixtures/ns-probe.mjs')];
-      const proc = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-      started.push(proc);
-      return new ProbeAgent(proc);
-    };
     return {
       hostname,
       onHost,
-      onRemote,
-      fromHost: agent(onHost),
-      fromRemote: agent(onRemote),
+      onRemote: remote.onRemote,
+      fromHost: startAgent(onHost, started),
+      fromRemote: remote.fromRemote,
       // In place: the bind mount follows the inode, so a new file would not be seen.
       setHosts: (text) => fs.writeFileSync(hostsFile, text),
-      ipOnHost: (args) => inNs(hostNs, args),
+      ipOnHost: inNs,
       hostLink,
-      restoreHostAddresses: () => {
-        inNs(hostNs, ['link', 'set', hostLink, 'up']);
-        inNs(hostNs, ['addr', 'flush', 'dev', hostLink]);
-        inNs(hostNs, ['addr', 'add', `${HOST_V4}/24`, 'dev', hostLink]);
-        inNs(hostNs, ['-6', 'addr', 'add', `${HOST_V6}/64`, 'dev', hostLink, 'nodad']);
-      },
+      restoreHostAddresses,
       close,
     };
   } catch (err) {

@@ -5,6 +5,9 @@
 // against OTP's epmd: the lookups must work with both; the remote cases are where epmd-ng differs
 // (OTP's epmd answers every host).
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bundle, cleanEnv } from '../helpers/daemon.js';
 import { createLab, debianHosts, HOST_V4, HOST_V6, type HostLab, type ProbeResult } from '../helpers/netlab.js';
@@ -68,8 +71,8 @@ describe.each(IMPLS)('$id on a host with real host names', ({ id, command }) => 
   }
 
   /** Starts the daemon on the host and waits until it answers NAMES on 127.0.0.1. */
-  async function startEpmd(args: string[] = [], prefix = lab.onHost): Promise<{ proc: ChildProcess; output: () => string }> {
-    const started = run([...prefix, ...command, '-port', String(PORT), ...args]);
+  async function startEpmd(args: string[] = [], prefix = lab.onHost, withCommand = true): Promise<{ proc: ChildProcess; output: () => string }> {
+    const started = run([...prefix, ...(withCommand ? command : []), '-port', String(PORT), ...args]);
     for (let i = 0; i < 100; i++) {
       const r = await lab.fromHost.probe({ host: '127.0.0.1', port: PORT, request: NAMES, waitMs: 500 });
       if (r.recv.startsWith(NAMES_HEADER)) return started;
@@ -208,6 +211,30 @@ describe.each(IMPLS)('$id on a host with real host names', ({ id, command }) => 
       expect((await fromRemote(LATE_V4)).NAMES.recv).toBe(NAMES_HEADER);
     } finally {
       lab.restoreHostAddresses();
+    }
+  }, 60_000);
+
+  // The addon is epmd-ng's own: OTP has no counterpart to this case.
+  if (ours) it('without its native addon: other hosts complete a handshake but get zero bytes, and the log says so', async () => {
+    // A copy of the bundle away from the repository finds no addon (none is installed on this host).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmdng-noaddon-'));
+    try {
+      fs.copyFileSync(bundle, path.join(dir, 'epmd-ng.mjs'));
+      const started = await startEpmd([], [...lab.onHost, process.execPath, path.join(dir, 'epmd-ng.mjs')], false);
+      expect(started.output()).toContain('no socket filter (the native addon is missing): other hosts complete a TCP handshake and are then closed');
+      const a = await node('a');
+      for (const address of [HOST_V4, HOST_V6]) {
+        const view = await fromRemote(address);
+        for (const r of Object.values(view)) {
+          expect(r).toMatchObject({ connected: true, recv: '' });
+          expect(['FIN', 'RST']).toContain(r.end);
+        }
+        expect(await found(address, 'a')).toBe(true);
+      }
+      const b = await node('b');
+      expect(await b.eval(`net_adm:ping('${a.node}')`)).toBe('pong');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 

@@ -15,6 +15,18 @@ describe('shipped unit files', () => {
     expect(score).toBeLessThanOrEqual(1.5);
   });
 
+  it('epmd-ng-filter.service holds CAP_NET_ADMIN alone, takes the socket\'s fds, and scores at most 1.5', () => {
+    const text = execFileSync('cat', [unit('epmd-ng-filter.service')], { encoding: 'utf8' });
+    for (const line of ['Type=oneshot', 'Sockets=epmd-ng.socket', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN', 'DynamicUser=yes']) {
+      expect(text).toMatch(new RegExp(`^${line}$`, 'm'));
+    }
+    expect(execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' })).toMatch(/^Wants=epmd-ng-filter\.service$/m);
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit('epmd-ng-filter.service')], { encoding: 'utf8' });
+    const score = Number(/Overall exposure level for epmd-ng-filter\.service: ([\d.]+)/.exec(r.stdout)?.[1]);
+    expect(score).toBeGreaterThan(0);
+    expect(score).toBeLessThanOrEqual(1.5);
+  });
+
   it('the socket listens on every address, as two IPv6-only/IPv4 sockets named for this host only', () => {
     const text = execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' });
     const listens = text.split('\n').filter((l) => l.startsWith('ListenStream='));
