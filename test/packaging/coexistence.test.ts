@@ -71,22 +71,54 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
       expect(await listening()).toEqual(['*:4369']);
       appInvocation = (await show('app.service', 'InvocationID')).InvocationID!;
+      // A client that registers once with OTP's epmd and never again, as C nodes do.
+      await ok('systemd-run -q --unit=holder-c node /host/holder.mjs c 1 /run/holder-c.out');
+      await waitNode('c0');
     });
 
-    it('installing epmd-ng takes port 4369 and the names over; the application keeps running and registers with it', async () => {
+    it('installing epmd-ng takes port 4369, the names and the registered nodes over: every node listed at every 50 ms poll', async () => {
+      // Short provisional times, so that the test can show a node outliving them (an admin's drop-in).
+      await ok('mkdir -p /etc/systemd/system/epmd-ng.service.d && printf "[Service]\\nEnvironment=EPMD_NG_PROVISIONAL_TTL=6\\n" > /etc/systemd/system/epmd-ng.service.d/ttl.conf');
+      const pollFile = path.join(shareDir(name), 'poll-install.jsonl');
+      await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-install node /host/names-poller.cjs /host/poll-install.jsonl /run/poll-stop 50');
+      await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
+      const pollsBefore = readPolls(pollFile).length;
       const out = await ok(`cd /host && apt-get install -y ./${deb} 2>&1`);
+      const pollsDuring = readPolls(pollFile).length - pollsBefore;
+      await new Promise((r) => setTimeout(r, 3000));
+      await ok('touch /run/poll-stop');
+      await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-install')).stdout.trim() !== 'active');
+
       expect(out).toContain("epmd-ng: stopping erlang-base's epmd.socket");
+      expect(out).toContain('epmd-ng: took over 2 nodes from the epmd on port 4369');
+      const polls = readPolls(pollFile);
+      const bad = polls.filter((p) => p.error !== undefined || !['app', 'c0'].every((n) => p.names?.includes(n)));
+      console.log(`first installation over erlang-base's epmd: ${polls.length} polls (${pollsDuring} while apt ran), slowest ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
+      expect(pollsDuring).toBeGreaterThanOrEqual(3);
+      expect(bad.slice(0, 10)).toEqual([]);
+
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       // The application was not stopped by the hand-over...
       expect(await show('app.service', 'ActiveState', 'InvocationID')).toEqual({ ActiveState: 'active', InvocationID: appInvocation });
-      // ...and its node registers again, now with epmd-ng (OTP nodes reconnect within seconds).
-      await waitNode('app', 30_000);
       expect((await sh('pgrep -u epmd -x epmd')).code).not.toBe(0);
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
-      expect(JSON.parse(await ok('epmd-ng names --json')).nodes.map((n: { name: string }) => n.name)).toEqual(['app']);
-    }, 60_000);
+      // ...its node registered again with epmd-ng by itself, while the once-only client lost its
+      // connection with OTP's epmd and never registered again: it stays, provisional, past its
+      // 6 s because the probes find it alive on its port.
+      const nodes = async () => (JSON.parse(await ok('epmd-ng names --json')) as { nodes: { name: string; provisional: boolean }[] }).nodes;
+      await waitFor('app registered with epmd-ng', async () => (await nodes()).some((n) => n.name === 'app' && !n.provisional), 30_000);
+      expect(await ok('cat /run/holder-c.out')).toContain('closed c0');
+      await new Promise((r) => setTimeout(r, 8000));
+      expect((await nodes()).map((n) => [n.name, n.provisional]).sort()).toEqual([
+        ['app', false],
+        ['c0', true],
+      ]);
+      // Once it is gone, the probe finds nothing on its port and the entry goes.
+      await ok('systemctl stop holder-c && rm /etc/systemd/system/epmd-ng.service.d/ttl.conf && systemctl daemon-reload');
+      await waitFor('c0 probed away', async () => (await nodes()).every((n) => n.name !== 'c0'), 15_000);
+    }, 90_000);
 
     it('systemctl start epmd and a new Requires=epmd.service application reach epmd-ng', async () => {
       await ok('systemctl start epmd');
@@ -105,7 +137,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       await waitNode('app');
       expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
       await ok('systemctl stop epmd.socket epmd.service && systemctl enable --now epmd-ng.service');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       await ok('systemctl start app.service app2.service');
       await waitNode('app');
@@ -142,7 +174,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
     it('epmd-ng installs on its own and takes the epmd names', async () => {
       await ok(`cd /host && apt-get install -y ./${deb}`);
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
     });
 
     it('installing erlang-base afterwards leaves the names, the port and the enablement with epmd-ng', async () => {
@@ -152,7 +184,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
       expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       await ok('systemctl start epmd');
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       await installApp('app3');
@@ -214,7 +246,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
       expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       await ok(`dpkg -i /host/${erlangDeb}`);
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
     });
