@@ -38,6 +38,8 @@ const PROBE_INTERVAL_MS = 5000;
  * once new connections go to the new socket: enough for handshakes already under way to finish.
  */
 const ORPHAN_DRAIN_MS = 1000;
+/** How long an orderly stop waits for queries already accepted (a slow or idle client gets no more). */
+const STOP_DRAIN_MS = 500;
 
 /** How the daemon process should end: the caller maps this to process.exit. */
 export type DaemonExit = { code: number; message?: string };
@@ -269,10 +271,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     notify();
     keeper.stop();
     for (const listener of [...listeners, ...draining]) listener.server.close();
-    if (closeConnections) server.closeAll();
-    snapshots?.flush(produce);
-    snapshots?.close();
-    finish({ code: 0 });
+    void server.drainQueries(closeConnections ? 0 : STOP_DRAIN_MS).then(() => {
+      if (closeConnections) server.closeAll();
+      snapshots?.flush(produce);
+      snapshots?.close();
+      finish({ code: 0 });
+    });
   };
 
   const server = new EpmdServer(

@@ -57,3 +57,12 @@ export function creationsIn(entries: JournalEntry[], event: 'register' | 'adopt'
   }
   return out;
 }
+
+/**
+ * Shell command for the container: a fresh node looks `node` up by the container's host name, as
+ * `rabbitmqctl` or `bin/app remote` would (wherever /etc/hosts maps that name), and prints `pong`
+ * or `pang`.
+ */
+export function pingByHostName(node: string): string {
+  return `erl -sname p$RANDOM -start_epmd false -noshell -setcookie c -eval 'io:format("~p~n", [net_adm:ping(list_to_atom("${node}@" ++ "'"$(hostname)"'"))]), halt().'`;
+}
