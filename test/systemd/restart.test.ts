@@ -103,6 +103,8 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
     expect(await ok('cat /run/holder.out')).not.toContain('closed');
     const kept = await journal('epmd-ng.service');
     expect(kept.filter((e) => e.MESSAGE?.includes('kept from before the socket unit restarted')).length).toBe(2);
+    // New connections were steered to the new sockets (the kernel accepted the reuseport program).
+    expect(kept.filter((e) => e.MESSAGE?.includes('cannot steer'))).toEqual([]);
     // The old sockets are drained and closed: one socket per address again, and out of the store.
     await waitFor('the old sockets closed', async () => (await ok("ss -ltnH 'sport = :4369' | wc -l")).trim() === '2');
     await waitFor('the store back to its size', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 2 + STORED_EXTRA);
