@@ -307,11 +307,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   for (const listener of listeners) server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
   // Copies of the socket unit's sockets, so that they keep listening if it is restarted.
   for (const f of kept.unstored) fdStore.keepFd(storedListenerName(f.fd, f.name), f.fd);
-  draining = await retireOrphans(kept, listeners, server, fdStore, log);
   const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
   if (snapshots) restoreSnapshot(snapshots, registry, config, log);
+  // Only now (it awaits): no connection is answered before the registrations are back.
+  draining = await retireOrphans(kept, listeners, server, fdStore, log);
 
   const reload = (): void => {
     service.reloading();
