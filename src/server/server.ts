@@ -55,6 +55,7 @@ export { Connection };
 type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept' | 'slow-reader';
 
 /** pino's numeric levels, to skip building log records nobody will see on the hot path. */
+const INFO = 30;
 const DEBUG = 20;
 const TRACE = 10;
 
@@ -291,7 +292,7 @@ export class EpmdServer {
       if (result.ok) {
         registration = result.registration;
         conn.registration = registration;
-        this.log.info(
+        if (this.log.levelVal <= INFO) this.log.info(
           { event: 'register', node: displayName(request.name), port: request.port, creation: registration.creation, nodeType: request.nodeType, peer: conn.peer },
           'node registered',
         );
@@ -407,7 +408,7 @@ export class EpmdServer {
     if (!registration) return;
     conn.registration = undefined;
     if (!this.registry.unregister(registration)) return;
-    this.log.info(
+    if (this.log.levelVal <= INFO) this.log.info(
       { event: 'unregister', node: displayName(registration.name), port: registration.port, creation: registration.creation, reason, peer: conn.peer },
       'node unregistered',
     );
