@@ -82,16 +82,17 @@ function rssBytes(pid) {
 }
 
 class Server {
-  constructor(name, command, env = {}) {
+  constructor(name, command, env = {}, stderr = 'inherit') {
     this.name = name;
     this.command = command;
     this.env = env;
+    this.stderr = stderr;
   }
 
   async start() {
     this.port = await freePort();
     const [cmd, ...args] = this.command(this.port);
-    this.proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...this.env } });
+    this.proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', this.stderr], env: { ...process.env, ...this.env } });
     for (let i = 0; i < 400 && !(await canConnect(this.port)); i++) await sleep(10);
     await sleep(300);
     this.pid = this.proc.pid;
@@ -134,9 +135,11 @@ class Server {
 }
 
 const node = process.execPath;
-const otp = () => new Server("OTP's epmd", (port) => [OTP_EPMD, '-port', String(port), '-packet_timeout', LONG_TIMEOUT]);
+// OTP's epmd logs every connection that closes without a request (the benchmark's probes): quiet.
+const otp = () => new Server("OTP's epmd", (port) => [OTP_EPMD, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {}, 'ignore');
+// The bundle runs as installed: as an executable, with the node flags of its first line.
 const ng = () =>
-  new Server('epmd-ng', (port) => [node, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {
+  new Server('epmd-ng', (port) => [bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {
     EPMD_NG_LOG_LEVEL: 'warn',
     EPMD_NG_MAX_CONNECTIONS: '19000',
   });
@@ -177,6 +180,11 @@ function startup(server, extraEnv = {}) {
   return { listenMs: median(samples.map((s) => s.listen_us / 1000)), readyMs: median(samples.map((s) => (s.ready_us >= 0 ? s.ready_us / 1000 : NaN))) };
 }
 
+/** The node flags of the bundle's first line (`#!/usr/bin/env -S node FLAGS`). */
+function nodeFlags() {
+  return fs.readFileSync(bundle, 'utf8').split('\n', 1)[0].split(' ').slice(3);
+}
+
 /** exec → READY=1 on Debian's Node 18, inside the nspawn root of the systemd tests. */
 function startupOnNode18() {
   if (process.env.BENCH_NODE18 === '0' || process.getuid?.() !== 0) return undefined;
@@ -193,7 +201,7 @@ function startupOnNode18() {
     const version = exec('/usr/bin/node', '--version');
     const samples = [];
     for (let i = 0; i < 7; i++) {
-      const line = exec('env', 'EPMD_NG_LOG_LEVEL=warn', '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', '/host/epmd-ng.mjs', '-port', '4369');
+      const line = exec('env', 'EPMD_NG_LOG_LEVEL=warn', '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', ...nodeFlags(), '/host/epmd-ng.mjs', '-port', '4369');
       samples.push(JSON.parse(line.split('\n').pop()));
     }
     return { version, listenMs: median(samples.map((s) => s.listen_us / 1000)), readyMs: median(samples.map((s) => s.ready_us / 1000)) };
