@@ -63,6 +63,10 @@ const TRACE = 10;
 const CONNECTION = Symbol('epmd-ng connection');
 type TrackedSocket = net.Socket & { [CONNECTION]: Connection };
 
+/** Replies from this size on are written from a queue, a bounded amount per event-loop turn. */
+const LARGE_REPLY = 64 * 1024;
+const LARGE_REPLY_BYTES_PER_TURN = 256 * 1024;
+
 /** An encoded NAMES or DUMP reply, valid while the registry is at `generation`. */
 interface SharedReply {
   generation: number;
@@ -81,6 +85,7 @@ export class EpmdServer {
   private nextId = 1;
   private names?: SharedReply;
   private dumps?: SharedReply;
+  private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
   private readonly onData: (this: net.Socket, chunk: Buffer) => void;
   private readonly onClose: (this: net.Socket) => void;
   private readonly onError: (this: net.Socket, err: Error) => void;
@@ -382,19 +387,40 @@ export class EpmdServer {
    */
   private reply(conn: Connection, bytes: Buffer, otpWrites = 1, written?: () => void): void {
     this.afterWriteDelay(otpWrites, () => {
-      if (conn.phase === 'closed') return;
-      const socket = conn.socket;
-      socket.write(bytes);
-      if (socket.writableLength === 0) {
-        socket.destroy();
-        written?.();
-        return;
-      }
-      this.table.writePending(conn, bytes);
-      socket.end(() => {
-        socket.destroy();
-        written?.();
-      });
+      if (bytes.length < LARGE_REPLY) return this.write(conn, bytes, written);
+      this.largeReplies.push({ conn, bytes, written });
+      if (this.largeReplies.length === 1) setImmediate(this.writeLargeReplies);
+    });
+  }
+
+  /**
+   * Writes queued large replies, at most LARGE_REPLY_BYTES_PER_TURN per event-loop turn: copying
+   * a NAMES reply of 10,000 nodes into the kernel takes a fraction of a millisecond, and a
+   * thousand of them at once must not hold back the lookups that arrive meanwhile.
+   */
+  private readonly writeLargeReplies = (): void => {
+    let bytes = 0;
+    while (this.largeReplies.length > 0 && bytes < LARGE_REPLY_BYTES_PER_TURN) {
+      const next = this.largeReplies.shift()!;
+      bytes += next.bytes.length;
+      this.write(next.conn, next.bytes, next.written);
+    }
+    if (this.largeReplies.length > 0) setImmediate(this.writeLargeReplies);
+  };
+
+  private write(conn: Connection, bytes: Buffer, written?: () => void): void {
+    if (conn.phase === 'closed') return;
+    const socket = conn.socket;
+    socket.write(bytes);
+    if (socket.writableLength === 0) {
+      socket.destroy();
+      written?.();
+      return;
+    }
+    this.table.writePending(conn, bytes);
+    socket.end(() => {
+      socket.destroy();
+      written?.();
     });
   }
 

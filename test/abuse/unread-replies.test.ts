@@ -70,7 +70,7 @@ async function registerAll(port: number): Promise<Registration[]> {
 }
 
 async function namesCount(port: number): Promise<number> {
-  const r = await exchange(port, NAMES, { timeoutMs: 10_000 });
+  const r = await exchange(port, NAMES, { waitMs: 10_000 });
   return r.recv.subarray(4).toString('latin1').split('\n').filter((l) => l.startsWith('name ')).length;
 }
 
@@ -128,7 +128,7 @@ describe('replies nobody reads', () => {
     sockets.forEach((s) => s.destroy());
     sockets.length = 0;
     await until('the old sockets are gone', () => openFds(daemon.pid) <= baselineFds, 5000);
-    const fullLength = (await exchange(daemon.port, NAMES, { timeoutMs: 10_000 })).recv.length;
+    const fullLength = (await exchange(daemon.port, NAMES, { waitMs: 10_000 })).recv.length;
     const replying: net.Socket[] = [];
     const idle: net.Socket[] = [];
     for (let i = 0; i < SPARE / 2; i++) replying.push(await unreadRequest(daemon.port, NAMES));
