@@ -2,6 +2,10 @@ import type net from 'node:net';
 import type { FrameReader } from '../protocol/frame-reader.js';
 import type { Registration } from '../registry/registry.js';
 import { isLocalPeer } from './locality.js';
+import { socketFd } from './socket-fd.js';
+
+/** Numbers for connections whose file descriptor is unknown (see Connection.id). */
+let nextFallbackId = 1;
 
 /**
  * reading: waiting for its request (idle deadline, evicted first);
@@ -24,13 +28,25 @@ export class Connection {
   pending?: Buffer;
   private peerText?: string;
   private localPeer?: boolean;
+  private number?: number;
 
   constructor(
-    readonly id: number,
     readonly socket: net.Socket,
     phase: Phase,
   ) {
     this.phase = phase;
+  }
+
+  /**
+   * The connection's number, shown by DUMP (OTP shows the file descriptor) and in logs: its file
+   * descriptor, read on first use only (registrations, log lines), so lookups never touch it.
+   */
+  get id(): number {
+    if (this.number === undefined) {
+      const fd = socketFd(this.socket);
+      this.number = fd >= 0 ? fd : nextFallbackId++;
+    }
+    return this.number;
   }
 
   /**

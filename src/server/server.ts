@@ -23,7 +23,6 @@ import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { Connection, ConnectionTable, type DropReason } from './connections.js';
-import { socketFd } from './socket-fd.js';
 
 export interface ServerSettings {
   /** Port reported in NAMES and DUMP replies (spec §5.3). */
@@ -82,7 +81,6 @@ interface SharedReply {
 export class EpmdServer {
   private readonly table: ConnectionTable;
   private readonly violations = new RateLimiter<Violation>(20, 10_000);
-  private nextId = 1;
   private names?: SharedReply;
   private dumps?: SharedReply;
   private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
@@ -177,8 +175,7 @@ export class EpmdServer {
   }
 
   private track(socket: net.Socket, phase: 'reading' | 'registered'): Connection {
-    const fd = socketFd(socket);
-    const conn = new Connection(fd >= 0 ? fd : this.nextId++, socket, phase);
+    const conn = new Connection(socket, phase);
     (socket as TrackedSocket)[CONNECTION] = conn;
     if (this.log.levelVal <= TRACE) this.log.trace({ peer: conn.peer, conn: conn.id }, 'connection opened');
     socket.on('error', this.onError);
