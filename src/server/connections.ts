@@ -15,6 +15,12 @@ let nextFallbackId = 1;
  */
 export type Phase = 'reading' | 'replying' | 'registered' | 'closed';
 
+/** "127.0.0.1:5000" / "[::1]:5000" for log lines. */
+export function formatPeer(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return `?:${port}`;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
 /** One accepted TCP connection; it carries exactly one request (spec §3). */
 export class Connection {
   phase: Phase;
@@ -63,7 +69,7 @@ export class Connection {
     if (this.peerText === undefined) {
       const address = this.socket.remoteAddress;
       if (address === undefined) return '?';
-      this.peerText = address.includes(':') ? `[${address}]:${this.socket.remotePort}` : `${address}:${this.socket.remotePort}`;
+      this.peerText = formatPeer(address, this.socket.remotePort);
     }
     return this.peerText;
   }

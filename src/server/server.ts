@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import os from 'node:os';
 import { OTP_FIRST_READ } from '../protocol/constants.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
@@ -22,7 +23,8 @@ import { creationFor, type ProvisionalEntry, type Registration, type Registry } 
 import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
-import { Connection, ConnectionTable, type DropReason } from './connections.js';
+import { Connection, ConnectionTable, formatPeer, type DropReason } from './connections.js';
+import { isLocalPeer, isOwnAddress } from './locality.js';
 
 export interface ServerSettings {
   /** Port reported in NAMES and DUMP replies (spec §5.3). */
@@ -51,7 +53,7 @@ export interface ServerHooks {
 
 export { Connection };
 
-type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept' | 'slow-reader';
+type Violation = 'framing' | 'malformed' | 'non-local' | 'remote' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept' | 'slow-reader';
 
 /** pino's numeric levels, to skip building log records nobody will see on the hot path. */
 const INFO = 30;
@@ -121,9 +123,14 @@ export class EpmdServer {
     this.settings.maxConnections = limit;
   }
 
-  /** Serves connections arriving on `listener` (any number of listeners may be attached). */
-  attach(listener: net.Server): void {
-    listener.on('connection', (socket: net.Socket) => this.accept(socket));
+  /**
+   * Serves connections arriving on `listener` (any number of listeners may be attached). On a
+   * this-host-only listener a connection from another host is closed before anything is read: the
+   * socket filter normally drops such peers in the kernel, but connections that queued before it
+   * was attached (socket activation) or without the addon still arrive here.
+   */
+  attach(listener: net.Server, options: { thisHostOnly?: boolean } = {}): void {
+    listener.on('connection', options.thisHostOnly ? (socket: net.Socket) => this.acceptFromThisHost(socket) : (socket: net.Socket) => this.accept(socket));
     // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
   }
@@ -132,6 +139,13 @@ export class EpmdServer {
   closeAll(): void {
     this.table.stop();
     for (const conn of this.table.all) conn.socket.destroy();
+  }
+
+  private acceptFromThisHost(socket: net.Socket): void {
+    const peer = socket.remoteAddress;
+    if (isLocalPeer(peer, socket.localAddress) || (peer !== undefined && isOwnAddress(peer, interfaceAddresses()))) return this.accept(socket);
+    this.violation('remote', { peer: formatPeer(peer, socket.remotePort), address: socket.localAddress }, 'connection from another host closed: this host only');
+    socket.destroy();
   }
 
   private accept(socket: net.Socket): void {
@@ -443,6 +457,11 @@ export class EpmdServer {
     if (!admitted) return;
     this.log.warn(admitted.dropped > 0 ? { ...fields, suppressed: admitted.dropped } : fields, message);
   }
+}
+
+/** This host's addresses right now; read only for the rare peer that is neither loopback nor the connection's own address. */
+function interfaceAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 /** Node names are UTF-8 on the wire but arbitrary bytes may arrive; show them readably in logs. */
