@@ -119,6 +119,11 @@ export class ConnectionTable {
     return this.all.size;
   }
 
+  /** Connections still reading or answering a query (registrations not counted). */
+  get queries(): number {
+    return this.waiting.size + this.replying.size;
+  }
+
   /** Bytes of replies still being written (each distinct buffer once). */
   get pendingBytes(): number {
     return this.pinnedBytes;

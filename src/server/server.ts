@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OTP_FIRST_READ } from '../protocol/constants.js';
 import { FrameReader } from '../protocol/frame-reader.js';
 import {
@@ -133,6 +134,16 @@ export class EpmdServer {
     listener.on('connection', options.thisHostOnly ? (socket: net.Socket) => this.acceptFromThisHost(socket) : (socket: net.Socket) => this.accept(socket));
     // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
+  }
+
+  /**
+   * Resolves once no connection is still reading or answering a query, or after `ms`: an orderly
+   * stop under systemd lets the queries it already accepted finish, since exiting would close
+   * them unanswered (new ones wait in the socket's backlog for the next process).
+   */
+  async drainQueries(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (this.table.queries > 0 && Date.now() < deadline) await sleep(5);
   }
 
   /** Closes every connection, registrations included (KILL, orderly exit). */
