@@ -5,7 +5,7 @@
 # boot.sh's containers it shares the host's network, so that apt and npm reach Debian's mirror
 # and the npm registry, and it gets what the host needs for them: the CA bundle the host's Node
 # trusts (NODE_EXTRA_CA_CERTS, else /etc/ssl/certs/ca-certificates.crt; for TLS-inspecting
-# proxies), the proxy variables, npm_config_* variables and apt's Acquire::*::Proxy settings.
+# proxies), the proxy variables, npm's registry and proxy settings and apt's Acquire::*::Proxy ones.
 # Downloaded .debs and npm's cache persist in $SDH_HOME/fresh-cache: downloads only, the root
 # itself starts without any of those packages every time.
 #
@@ -47,10 +47,30 @@ if [[ -s $ca ]]; then
 fi
 while read -r var; do
   args+=(--setenv="$var=${!var}")
-done < <(compgen -e | grep -E '^(https?_proxy|no_proxy|HTTPS?_PROXY|NO_PROXY|npm_config_[A-Za-z0-9_]+)$' || true)
+done < <(compgen -e | grep -E '^(https?_proxy|no_proxy|HTTPS?_PROXY|NO_PROXY)$' || true)
+# npm's network settings as the host's npm sees them (npmrc files and npm_config_* variables), and
+# nothing else of its configuration: paths such as prefix, cache or cafile mean nothing inside.
+if command -v npm >/dev/null; then
+  while IFS= read -r setting; do
+    args+=(--setenv="npm_config_$setting")
+  done < <(npm config list --json 2>/dev/null | node -e '
+    const c = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    for (const k of ["registry", "proxy", "https-proxy", "noproxy"]) {
+      const v = [c[k] ?? []].flat().join(",");
+      if (v) console.log(`${k.replace("-", "_")}=${v}`);
+    }' || true)
+fi
 apt-config dump 2>/dev/null | grep -Ei '^Acquire::[a-z]+::Proxy' >"$SDH_STATE/apt-proxy.conf" || true
 if [[ -s $SDH_STATE/apt-proxy.conf ]]; then
   args+=(--bind-ro="$SDH_STATE/apt-proxy.conf:/etc/apt/apt.conf.d/99host-proxy")
+fi
+
+# One run at a time uses the caches: apt fails at once, instead of waiting, when another apt
+# holds the archive directory's lock. nspawn keeps fd 7, so the lock lasts as long as the run.
+exec 7>"$SDH_LOCKS/fresh-cache.lock"
+if ! flock -n 7; then
+  sdh_log "waiting for another fresh.sh run to finish (they share the download caches)"
+  flock -w 3600 7 || sdh_die "timed out waiting for $SDH_LOCKS/fresh-cache.lock"
 fi
 
 sdh_record_nspawn "$$"
