@@ -67,7 +67,7 @@ function modernCli(): Command {
     .command('daemon')
     .description('run the daemon in the foreground (same as plain `epmd-ng`)')
     .addOption(portOption())
-    .option('-a, --address <list>', 'addresses to listen on, comma separated (default: loopback only)')
+    .option('-a, --address <list>', 'addresses to listen on, comma separated, open to other hosts (default: every local address, for this host only)')
     .option('--relaxed-command-check', 'allow KILL with live nodes and STOP')
     .option('--packet-timeout <seconds>', 'idle limit for query connections', (v) => parsePositive(v, 'packet timeout'))
     .option('--max-connections <n>', 'simultaneous connection cap (default: from the open-file limit)', (v) => String(parsePositive(v, 'connection cap')))
@@ -105,6 +105,15 @@ function modernCli(): Command {
     .description('unregister a node (needs a daemon started with -relaxed_command_check)')
     .addOption(portOption())
     .action((node: string, opts: { port?: number }) => client({ name: 'stop', node }, opts.port));
+  program
+    .command('socket-filter')
+    .description("attach the this-host-only filter to the sockets systemd passes (epmd-ng-filter.service runs it)")
+    .action(async () => {
+      const { filterActivatedSockets } = await import('./systemd/socket-filter.js');
+      const report = filterActivatedSockets();
+      process.stderr.write(report.lines.map((l) => `epmd-ng: ${l}\n`).join(''));
+      process.exit(report.code);
+    });
   program
     .command('started')
     .description('exit 0 if an epmd answers on the port, 1 otherwise')

@@ -44,7 +44,7 @@ describe('the .deb under a real systemd', () => {
     expect((await sh('dpkg -s epmd-ng')).code).not.toBe(0);
   });
 
-  it('apt-get install ./epmd-ng_*.deb: enabled, and the socket listens on loopback 4369 only', async () => {
+  it('apt-get install ./epmd-ng_*.deb: enabled, and the socket listens on every address of 4369, for this host only', async () => {
     await ok(`cd /host && apt-get install -y ./${path.basename(pkgs.deb)}`);
     expect((await ok("dpkg-query -W -f '${Status} ${Version}' epmd-ng")).trim()).toBe(`install ok installed ${pkgs.version}`);
     expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
@@ -52,7 +52,7 @@ describe('the .deb under a real systemd', () => {
     // Socket activation: nothing has connected yet.
     expect((await sh('systemctl is-active epmd-ng.service')).stdout.trim()).toBe('inactive');
     const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
-    expect(listening.trim().split('\n')).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+    expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
     expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
     expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
     expect(await ok('cat /etc/default/epmd-ng')).toContain('#EPMD_NG_LOG_LEVEL=');
