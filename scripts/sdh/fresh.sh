@@ -77,6 +77,8 @@ sdh_record_nspawn "$$"
 sdh_unlock_build
 exec 8>&-
 sdh_enter_cgroups
+# CAP_NET_ADMIN, which nspawn drops when the network is the host's: root on a real machine has it,
+# and epmd-ng needs it to attach its this-host-only socket filter.
 exec systemd-nspawn --quiet --register=no --keep-unit --machine="$SDH_NAME" \
   --directory="$root" --volatile=overlay --link-journal=no --resolv-conf=copy-host \
-  --timezone=off --console=pipe "${args[@]}" -- env -u NOTIFY_SOCKET "$@"
+  --timezone=off --console=pipe --capability=CAP_NET_ADMIN "${args[@]}" -- env -u NOTIFY_SOCKET "$@"

@@ -146,6 +146,8 @@ describe('scripts/run.sh on a fresh Debian 12 root (no Node, no compiler), from 
     expect(names.entries).toEqual([]);
     expect(log).toContain('epmd-ng: installing nodejs npm\n');
     expect(log).toContain('epmd-ng: installing gcc libc6-dev\n');
+    // The addon compiled in the fresh root is what attaches the this-host-only socket filter.
+    expect(log).toContain('"socketFilter":true');
 
     const node = await startNode({ name: uniqueName('fresh'), epmdPort: port, cookie: randomCookie() });
     expect((await namesReq(port)).entries).toEqual([{ name: node.name, port: node.distPort }]);
