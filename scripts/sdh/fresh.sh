@@ -30,6 +30,14 @@ sdh_lock_name
 if pid=$(sdh_nspawn_pid); then
   sdh_die "container '$SDH_NAME' is already running (systemd-nspawn pid $pid); stop it first: SDH_NAME=$SDH_NAME $SDH_DIR/stop.sh"
 fi
+# One run at a time uses the caches: apt fails at once, instead of waiting, when another apt
+# holds the archive directory's lock. nspawn keeps fd 7, so the lock lasts as long as the run.
+exec 7>"$SDH_LOCKS/fresh-cache.lock"
+if ! flock -n 7; then
+  sdh_log "waiting for another fresh.sh run to finish (they share the download caches)"
+  flock -w 3600 7 || sdh_die "timed out waiting for $SDH_LOCKS/fresh-cache.lock"
+fi
+
 root=$(bash "$SDH_DIR/build-root.sh" --fresh) || sdh_die "no fresh root"
 # Shared build lock until this container is on record as using the root: no prune removes it.
 sdh_lock_build -s || sdh_die "timed out waiting for the build lock"
@@ -63,14 +71,6 @@ fi
 apt-config dump 2>/dev/null | grep -Ei '^Acquire::[a-z]+::Proxy' >"$SDH_STATE/apt-proxy.conf" || true
 if [[ -s $SDH_STATE/apt-proxy.conf ]]; then
   args+=(--bind-ro="$SDH_STATE/apt-proxy.conf:/etc/apt/apt.conf.d/99host-proxy")
-fi
-
-# One run at a time uses the caches: apt fails at once, instead of waiting, when another apt
-# holds the archive directory's lock. nspawn keeps fd 7, so the lock lasts as long as the run.
-exec 7>"$SDH_LOCKS/fresh-cache.lock"
-if ! flock -n 7; then
-  sdh_log "waiting for another fresh.sh run to finish (they share the download caches)"
-  flock -w 3600 7 || sdh_die "timed out waiting for $SDH_LOCKS/fresh-cache.lock"
 fi
 
 sdh_record_nspawn "$$"
