@@ -167,7 +167,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       console.log(`erlang-base upgrade with epmd-ng installed: ${out.match(/Killing epmd\.\.\. .*/)?.[0] ?? '(no kill)'}`);
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
-      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '127.0.0.1:4369,[::1]:4369');
+      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '0.0.0.0:4369,[::]:4369');
       await waitNode('app3', 30_000);
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
       console.log(`epmd-ng main PID ${before.MainPID} -> ${(await show('epmd-ng.service', 'MainPID')).MainPID}`);

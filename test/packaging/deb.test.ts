@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pingByHostName } from '../systemd/container.js';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
 import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages } from './packages.js';
 
@@ -67,10 +68,13 @@ describe('the .deb under a real systemd', () => {
     expect((await ok('epmd -names')).trim()).toBe('epmd: up and running on port 4369 with data:');
   });
 
-  it('a real Erlang node registers; epmd -names and epmd-ng names --json list it', async () => {
+  it('a real Erlang node registers; epmd -names and epmd-ng names --json list it; another finds it by the host name (127.0.1.1)', async () => {
     await startNode('a');
     await waitNode('a');
     expect(await names()).toEqual(['a']);
+    // The root's /etc/hosts is Debian's stock one: the host name is 127.0.1.1.
+    expect((await ok('getent hosts "$(hostname)"')).trim().split(/\s+/)[0]).toBe('127.0.1.1');
+    expect((await ok(pingByHostName('a'))).trim()).toBe('pong');
     const json = JSON.parse(await ok('epmd-ng names --json')) as { port: number; nodes: { name: string; port: number }[] };
     expect(json.port).toBe(4369);
     expect(json.nodes.map((n) => n.name)).toEqual(['a']);

@@ -3,7 +3,7 @@
 // stop, the watchdog, an application unit with Requires=epmd.service, hardening, and the drop-in
 // that opens the port to other hosts. Needs root (the test command runs as root).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containerShell, waitFor } from './container.js';
+import { containerShell, pingByHostName, waitFor } from './container.js';
 import { installEpmdNg } from './install.js';
 import { createRemote, debianHosts, HOST_V4, HOST_V6, type RemoteHost } from '../helpers/netlab.js';
 import { frame } from '../helpers/wire.js';
@@ -103,8 +103,7 @@ describe('epmd-ng under a real systemd', () => {
     expect((await ok(`getent hosts ${host}`)).trim().split(/\s+/)[0]).toBe('127.0.1.1');
     await ok('systemd-run --unit=erl-c --setenv=HOME=/root erl -sname c -start_epmd false -noshell -noinput -setcookie c');
     await waitFor('node c in epmd -names', async () => /^name c at port/m.test((await sh('epmd -names')).stdout));
-    const ping = async () =>
-      (await ok(`erl -sname p$RANDOM -start_epmd false -noshell -setcookie c -eval 'io:format("~p~n", [net_adm:ping(list_to_atom("c@${host}"))]), halt().'`)).trim();
+    const ping = async () => (await ok(pingByHostName('c'))).trim();
     expect(await ping()).toBe('pong');
     // The host name on the host's own address instead, as on clouds and RHEL.
     await setHosts(`${HOST_V4}\t${host}`);
