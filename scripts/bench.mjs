@@ -51,6 +51,10 @@ function buildLoadgen() {
   const source = path.join(root, 'scripts/bench/loadgen.c');
   fs.mkdirSync(cacheDir, { recursive: true });
   if (fs.existsSync(loadgen) && fs.statSync(loadgen).mtimeMs > fs.statSync(source).mtimeMs) return;
+  if (spawnSync('cc', ['--version']).error) {
+    if (process.getuid?.() !== 0) throw new Error('the load generator needs a C compiler: install gcc and libc6-dev (or run as root)');
+    execFileSync('bash', [path.join(root, 'scripts/ensure-packages.sh'), 'gcc', 'libc6-dev'], { stdio: 'inherit' });
+  }
   execFileSync('cc', ['-O2', '-pthread', '-Wall', '-o', loadgen, source], { stdio: 'inherit' });
 }
 
