@@ -256,7 +256,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       killRequested: () => stop('KILL_REQ', () => service.exited(0), true),
     },
   );
-  for (const listener of listeners) server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
+  for (const listener of listeners) server.attach(listener.server, { checkPeers: listener.checkPeers });
   const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
