@@ -123,7 +123,7 @@ async function retireOrphans(kept: SortedListeners, listeners: Listener[], serve
     }
   });
   for (const { storeName, listener: orphan } of orphans) {
-    server.attach(orphan.server, { thisHostOnly: orphan.thisHostOnly });
+    server.attach(orphan.server, { checkPeers: orphan.checkPeers });
     log.info({ address: formatAddress(orphan.server), storeName }, 'serving a listening socket kept from before the socket unit restarted, until it is drained');
     setTimeout(() => {
       fdStore.dropFd(storeName);
@@ -304,7 +304,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       killRequested: () => stop('KILL_REQ', () => service.exited(0), true),
     },
   );
-  for (const listener of listeners) server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
+  for (const listener of listeners) server.attach(listener.server, { checkPeers: listener.checkPeers });
   // Copies of the socket unit's sockets, so that they keep listening if it is restarted.
   for (const f of kept.unstored) fdStore.keepFd(storedListenerName(f.fd, f.name), f.fd);
   const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
