@@ -107,7 +107,8 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(new Set(refused.map((p) => p.error))).toEqual(new Set(refused.length ? ['ECONNREFUSED'] : []));
       const [first, last] = [refused[0]?.t ?? 0, refused.at(-1)?.t ?? -1];
       expect(answered.filter((p) => p.t > first && p.t < last)).toEqual([]);
-      expect(window).toBeLessThan(1000);
+      // A few hundred ms on an idle machine; it grows with load (the daemon-reload), hence the margin.
+      expect(window).toBeLessThan(3000);
 
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
