@@ -28,12 +28,13 @@ const expected = (...erl: string[]) => [...Array.from({ length: HELD }, (_, i) =
 
 /**
  * Polls NAMES every 20 ms inside the container while `action` runs, and returns every answer's
- * node count: a gap in visibility would show up as a short list.
+ * node count: a gap in visibility would show up as a short list. -1 is no answer at all (refused,
+ * reset, or closed before the port header), which is never mistaken for an empty list.
  */
 async function pollDuring(action: string): Promise<number[]> {
   const poller =
     "const net=require('net');const counts=[];let stop=false;" +
-    "function ask(){return new Promise(r=>{const s=net.connect(4369,'127.0.0.1',()=>s.write(Buffer.from([0,1,110])));const c=[];s.on('data',d=>c.push(d));s.on('close',()=>{const t=Buffer.concat(c).subarray(4).toString();r(t.split('\\n').filter(Boolean).length)});s.on('error',()=>r(-1))})}" +
+    "function ask(){return new Promise(r=>{const s=net.connect(4369,'127.0.0.1',()=>s.write(Buffer.from([0,1,110])));const c=[];s.on('data',d=>c.push(d));s.on('close',()=>{const b=Buffer.concat(c);r(b.length<4?-1:b.subarray(4).toString().split('\\n').filter(Boolean).length)});s.on('error',()=>r(-1))})}" +
     "(async()=>{setTimeout(()=>stop=true,+process.argv[1]);while(!stop){counts.push(await ask());await new Promise(r=>setTimeout(r,20))}console.log(JSON.stringify(counts))})()";
   const [polled] = await Promise.all([
     sh(`node -e "${poller.replace(/"/g, '\\"')}" 4000`),
