@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { runClientCommand, runJsonQuery, type ClientOutcome } from './cli/client.js';
 import { OTP_USAGE, parseOtpArgs, type ClientCommand, type DaemonFlags } from './cli/otp-args.js';
 import { resolveDaemonConfig, resolvePort } from './config.js';
@@ -35,7 +35,7 @@ async function daemon(flags: DaemonFlags, argv: readonly string[]): Promise<void
     daemonize(argv);
     process.exit(0);
   }
-  const log = createLogger((config.logLevel as Level | undefined) ?? levelForDebug(config.debug), config.logFormat);
+  const log = await createLogger((config.logLevel as Level | undefined) ?? levelForDebug(config.debug), config.logFormat);
   const exit = await runDaemon(config, log);
   if (exit.message) log.error(exit.message);
   process.exit(exit.code);
@@ -52,7 +52,9 @@ function parsePortOption(value: string): number {
   return n;
 }
 
-function modernCli(): Command {
+/** The word-style commands; commander is loaded only for them, not for OTP syntax or the daemon. */
+async function modernCli(): Promise<Command> {
+  const { Command, Option } = await import('commander');
   const program = new Command('epmd-ng')
     .description(
       'Erlang Port Mapper Daemon, byte-compatible with OTP epmd.\n' +
@@ -115,6 +117,17 @@ function modernCli(): Command {
       process.exit(report.code);
     });
   program
+    .command('take-over')
+    .description("record the nodes another epmd on the port serves as provisional entries in epmd-ng's snapshot (run before replacing it)")
+    .addOption(portOption())
+    .requiredOption('--state-dir <dir>', "epmd-ng's state directory (the package uses /var/lib/private/epmd-ng)")
+    .action(async (opts: { port?: number; stateDir: string }) => {
+      const port = resolvePort(opts.port, process.env);
+      if (!port.ok) fail(port.message);
+      const { takeOver } = await import('./cli/take-over.js');
+      finish(await takeOver(port.value.port, opts.stateDir));
+    });
+  program
     .command('started')
     .description('exit 0 if an epmd answers on the port, 1 otherwise')
     .addOption(portOption())
@@ -129,7 +142,7 @@ function parsePositive(value: string, what: string): number {
 
 async function main(argv: string[]): Promise<void> {
   if (!isOtpSyntax(argv)) {
-    await modernCli().parseAsync(argv, { from: 'user' });
+    await (await modernCli()).parseAsync(argv, { from: 'user' });
     return;
   }
   const parsed = parseOtpArgs(argv);

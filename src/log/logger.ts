@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
 
 export type { Logger };
 export type Level = pino.Level;
@@ -39,8 +38,10 @@ export function defaultLogFormat(): LogFormat {
  * terminal; under journald, JSON with a `<priority>` prefix and without the fields the journal
  * records itself (time, pid, hostname).
  */
-export function createLogger(level: pino.Level | 'silent', format: LogFormat = defaultLogFormat()): Logger {
+export async function createLogger(level: pino.Level | 'silent', format: LogFormat = defaultLogFormat()): Promise<Logger> {
   if (format === 'pretty') {
+    // Loaded only for a terminal: it is most of the start-up time of the other formats.
+    const { default: pretty } = await import('pino-pretty');
     return pino(
       { level },
       pretty({ destination: 2, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),

@@ -6,6 +6,8 @@ export interface JournalEntry {
   MESSAGE?: string;
   PRIORITY?: string;
   __MONOTONIC_TIMESTAMP?: string;
+  /** The process that logged the line. */
+  _PID?: string;
 }
 
 export interface ContainerShell {
@@ -44,6 +46,18 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** creation per node from the daemon's register or adopt events in journal entries (the last one wins). */
+export function creationsIn(entries: JournalEntry[], event: 'register' | 'adopt'): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of entries) {
+    // The daemon's own lines are JSON; systemd's lines about the unit are not.
+    if (!e.MESSAGE?.startsWith('{')) continue;
+    const m = JSON.parse(e.MESSAGE) as { event?: string; node?: string; creation?: number };
+    if (m.event === event && m.node) out.set(m.node, m.creation!);
+  }
+  return out;
 }
 
 /**
