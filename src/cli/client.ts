@@ -23,7 +23,7 @@ function connect(host: string, port: number): Promise<net.Socket | null> {
 }
 
 /** Sends one framed request to the local epmd ([::1] first, then 127.0.0.1, as OTP's client does) and reads until close. */
-async function ask(port: number, payload: Buffer): Promise<{ reply: Buffer; failed: boolean } | null> {
+export async function ask(port: number, payload: Buffer): Promise<{ reply: Buffer; failed: boolean } | null> {
   const socket = (await connect('::1', port)) ?? (await connect('127.0.0.1', port));
   if (!socket) return null;
   const header = Buffer.alloc(2);

@@ -14,6 +14,7 @@ import {
   encodeDumpReply,
   encodeNamesReply,
   encodePort2Reply,
+  encodeStatusReply,
   KILL_OK,
   KILL_REFUSED,
   STOP_DONE,
@@ -23,6 +24,7 @@ import { creationFor, type ProvisionalEntry, type Registration, type Registry } 
 import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
+import { ServerCounters, type Violation } from '../status/counters.js';
 import { isLocalPeer } from './locality.js';
 import { socketFd } from './socket-fd.js';
 
@@ -49,6 +51,8 @@ export interface ServerHooks {
   provisionalDropped?(entry: ProvisionalEntry, reason: 'stopped'): void;
   /** A KILL_REQ was accepted; the reply has been sent. */
   killRequested?(): void;
+  /** The document STATUS_REQ answers with (epmd-ng status). */
+  status?(): object;
 }
 
 type Phase = 'reading' | 'replying' | 'registered' | 'closed';
@@ -66,9 +70,6 @@ export interface Connection {
   storeName?: string;
 }
 
-
-type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
-
 /**
  * The EPMD protocol over TCP: accepts connections from any number of listening sockets, reads one
  * request per connection, answers it from the registry and enforces the limits. It never exits
@@ -79,6 +80,7 @@ export class EpmdServer {
   private readonly waiting = new Set<Connection>();
   private readonly connections = new Set<Connection>();
   private readonly violations = new RateLimiter<Violation>(20, 10_000);
+  readonly counters = new ServerCounters();
   private nextId = 1;
 
   constructor(
@@ -90,6 +92,14 @@ export class EpmdServer {
 
   get connectionCount(): number {
     return this.connections.size;
+  }
+
+  get maxConnections(): number {
+    return this.settings.maxConnections;
+  }
+
+  get reportedPort(): number {
+    return this.settings.reportedPort;
   }
 
   /** New cap for later connections (reload); open connections are not closed to meet it. */
@@ -110,7 +120,9 @@ export class EpmdServer {
   }
 
   private accept(socket: net.Socket): void {
+    this.counters.accepted++;
     if (this.connections.size >= this.settings.maxConnections && !this.evictOldestWaiting()) {
+      this.counters.refused++;
       this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
       socket.destroy();
       return;
@@ -170,6 +182,7 @@ export class EpmdServer {
   private evictOldestWaiting(): boolean {
     const oldest = this.waiting.values().next();
     if (oldest.done) return false;
+    this.counters.evictions++;
     this.violation('overload', { peer: oldest.value.peer }, 'connection limit reached, evicting the oldest idle connection');
     this.waiting.delete(oldest.value);
     oldest.value.socket.destroy();
@@ -236,6 +249,7 @@ export class EpmdServer {
       this.violation('malformed', { peer: conn.peer, request: request.request }, request.reason);
       return this.drop(conn);
     }
+    this.counters.requests[request.type]++;
     this.log.debug({ peer: conn.peer, request: request.type }, 'request');
     await this.handle(conn, request);
     if (conn.phase === 'registered' && surplus > 0) this.unexpectedData(conn);
@@ -261,6 +275,8 @@ export class EpmdServer {
         return this.kill(conn);
       case 'stop':
         return this.stop(conn, request.name);
+      case 'status':
+        return this.reply(conn, encodeStatusReply(this.hooks.status?.() ?? {}));
     }
   }
 
@@ -379,9 +395,11 @@ export class EpmdServer {
   }
 
   private violation(kind: Violation, fields: Record<string, unknown>, message: string): void {
+    this.counters.violations[kind]++;
     const admitted = this.violations.admit(kind);
     if (!admitted) return;
-    this.log.warn(admitted.dropped > 0 ? { ...fields, suppressed: admitted.dropped } : fields, message);
+    const event = { event: 'violation', kind, ...fields };
+    this.log.warn(admitted.dropped > 0 ? { ...event, suppressed: admitted.dropped } : event, message);
   }
 }
 

@@ -31,6 +31,12 @@ export interface SdNative {
   memfdCreate(name: string): number;
   /** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
   getRlimitNofile(): { soft: number; hard: number };
+  /**
+   * One datagram to an AF_UNIX address, never blocking: false when the receiver's queue is full.
+   * `largeAsMemfd`: a payload too large for a datagram is passed as a sealed memfd (journald's
+   * native protocol). Throws (ENOENT, ECONNREFUSED, EACCES, ...) when nobody receives.
+   */
+  sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean;
 }
 
 export const ADDON_FILE = 'sd_native.node';

@@ -2,10 +2,12 @@
 // the journal, wait for conditions.
 import { execIn, type ExecResult } from './sdh.js';
 
+/** One entry of `journalctl -o json`: MESSAGE, PRIORITY, the daemon's EPMD_* fields, journald's own. */
 export interface JournalEntry {
   MESSAGE?: string;
   PRIORITY?: string;
   __MONOTONIC_TIMESTAMP?: string;
+  [field: string]: string | undefined;
 }
 
 export interface ContainerShell {

@@ -46,12 +46,7 @@ async function pollDuring(action: string): Promise<number[]> {
 /** creation per node from the journal's register and adopt events. */
 async function creations(event: 'register' | 'adopt'): Promise<Map<string, number>> {
   const out = new Map<string, number>();
-  for (const e of await journal('epmd-ng.service')) {
-    // The daemon's own lines are JSON; systemd's lines about the unit are not.
-    if (!e.MESSAGE?.startsWith('{')) continue;
-    const m = JSON.parse(e.MESSAGE) as { event?: string; node?: string; creation?: number };
-    if (m.event === event && m.node) out.set(m.node, m.creation!);
-  }
+  for (const e of await journal('epmd-ng.service', `EPMD_EVENT=${event}`)) out.set(e.EPMD_NODE!, Number(e.EPMD_CREATION));
   return out;
 }
 

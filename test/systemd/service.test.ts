@@ -46,9 +46,9 @@ describe('epmd-ng under a real systemd', () => {
     expect(names.stdout).toBe('epmd: up and running on port 4369 with data:\n');
     const s = await show('epmd-ng.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'ActiveEnterTimestampMonotonic', 'StatusText');
     expect(s.ActiveState).toBe('active');
-    expect(s.StatusText).toBe('Serving 0 nodes on 127.0.0.1:4369, [::1]:4369');
+    expect(s.StatusText).toMatch(/^Serving 0 nodes \(0 provisional\) on 127\.0\.0\.1:4369, \[::1\]:4369; \d+ connections? open$/);
     // Type=notify: the unit became active after the daemon had its sockets up and said so.
-    const listening = (await journal('epmd-ng.service')).find((e) => e.MESSAGE?.includes('"msg":"listening on'));
+    const listening = (await journal('epmd-ng.service')).find((e) => e.MESSAGE?.startsWith('listening on'));
     expect(listening).toBeDefined();
     const started = Number(s.ExecMainStartTimestampMonotonic);
     const logged = Number(listening!.__MONOTONIC_TIMESTAMP);
@@ -76,7 +76,7 @@ describe('epmd-ng under a real systemd', () => {
     const json = JSON.parse(await ok('epmd-ng names --json')) as { port: number; nodes: { name: string }[] };
     expect(json.port).toBe(4369);
     expect(json.nodes.map((n) => n.name)).toEqual(['a']);
-    await waitFor('STATUS with one node', async () => (await show('epmd-ng.service', 'StatusText')).StatusText!.startsWith('Serving 1 node on'));
+    await waitFor('STATUS with one node', async () => (await show('epmd-ng.service', 'StatusText')).StatusText!.startsWith('Serving 1 node (0 provisional) on'));
     await ok('systemctl stop erl-a');
   });
 
@@ -84,9 +84,9 @@ describe('epmd-ng under a real systemd', () => {
     // A malformed packet: a protocol violation, logged at warning level.
     await sh("printf '\\000\\000' > /dev/tcp/127.0.0.1/4369; sleep 0.3");
     const all = await journal('epmd-ng.service');
-    const registered = all.find((e) => e.MESSAGE?.includes('"msg":"node registered"'));
+    const registered = all.find((e) => e.EPMD_EVENT === 'register');
     expect(registered?.PRIORITY).toBe('6');
-    expect(registered?.MESSAGE).toMatch(/^\{"level":30,"event":"register","node":"a","port":\d+,"creation":\d+/);
+    expect(registered?.MESSAGE).toMatch(/^node a registered: port \d+, creation \d+, from 127\.0\.0\.1:\d+/);
     const violation = all.find((e) => e.MESSAGE?.includes('invalid packet size'));
     expect(violation?.PRIORITY).toBe('4');
     const warnings = await journal('epmd-ng.service', '-p warning');
@@ -100,11 +100,11 @@ describe('epmd-ng under a real systemd', () => {
     const after = await show('epmd-ng.service', 'MainPID', 'ActiveState');
     expect(after.ActiveState).toBe('active');
     expect(after.MainPID).toBe(before.MainPID);
-    const reloaded = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.includes('"msg":"reloaded"'));
-    expect(reloaded.at(-1)?.MESSAGE).toContain('"logLevel":"debug"');
+    const reloaded = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.startsWith('reloaded'));
+    expect(reloaded.at(-1)?.EPMD_LOG_LEVEL).toBe('debug');
     // Debug level is in force: each request is now logged.
     await sh('epmd -names');
-    await waitFor('a debug entry', async () => (await journal('epmd-ng.service', '-p debug')).some((e) => e.MESSAGE?.includes('"request":"names"')));
+    await waitFor('a debug entry', async () => (await journal('epmd-ng.service', '-p debug')).some((e) => e.EPMD_REQUEST === 'names'));
     await ok('rm /etc/default/epmd-ng');
   });
 
@@ -133,8 +133,8 @@ describe('epmd-ng under a real systemd', () => {
     await ok('epmd -names >/dev/null && systemctl stop epmd-ng.service');
     const s = await show('epmd-ng.service', 'ActiveState', 'Result', 'ExecMainStatus');
     expect(s).toMatchObject({ ActiveState: 'inactive', Result: 'success', ExecMainStatus: '0' });
-    const stopping = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.includes('"msg":"stopping"'));
-    expect(stopping.at(-1)?.MESSAGE).toContain('"reason":"SIGTERM"');
+    const stopping = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.startsWith('stopping'));
+    expect(stopping.at(-1)?.EPMD_REASON).toBe('SIGTERM');
   });
 
   it('a hung event loop is caught by the watchdog: killed with SIGABRT and restarted', async () => {
