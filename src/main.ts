@@ -105,6 +105,7 @@ function modernCli(): Command {
   }
   program
     .command('status')
+    .allowExcessArguments(false)
     .description('how the daemon is doing: nodes, connections, requests, violations, fd store, snapshot, watchdog')
     .addOption(portOption())
     .addOption(new Option('--json', 'print the status document as JSON').conflicts('prometheus'))

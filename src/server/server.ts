@@ -229,6 +229,8 @@ export class EpmdServer {
    * is sent here too so clients see the same thing.
    */
   private drop(conn: Connection): void {
+    // Reported already: the close must not count as a second violation (a partial request).
+    conn.phase = 'closed';
     if (conn.reader.received > OTP_FIRST_READ) conn.socket.resetAndDestroy();
     else conn.socket.destroy();
   }
