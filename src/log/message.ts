@@ -23,9 +23,13 @@ export function valueText(value: unknown): string {
   return String(value);
 }
 
+/** A value longer than this is cut in the message (the journal field keeps all of it). */
+const MAX_VALUE_IN_MESSAGE = 200;
+
 /** Values with spaces or separators are quoted, so `key=value` pairs stay unambiguous. */
 function quoted(value: unknown): string {
-  const text = valueText(value);
+  const full = valueText(value);
+  const text = full.length > MAX_VALUE_IN_MESSAGE ? `${full.slice(0, MAX_VALUE_IN_MESSAGE)}…` : full;
   return text === '' || /[\s,()="]/.test(text) ? JSON.stringify(text) : text;
 }
 
