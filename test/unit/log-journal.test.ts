@@ -1,12 +1,12 @@
 // The journal and syslog outputs: readable messages, field names and the native protocol's field
 // encoding (byte for byte), then real datagrams through the addon to a receiving AF_UNIX socket,
 // the sealed memfd for an entry too large for a datagram, and the syslog line.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeJournalEntry, journalFieldName, journalFields } from '../../src/log/journal.js';
-import { createLogger } from '../../src/log/logger.js';
+import { createLogger, detachedLogFormat } from '../../src/log/logger.js';
 import { formatMessage, syslogSeverity } from '../../src/log/message.js';
 import { formatSyslogLine, MAX_SYSLOG_LINE } from '../../src/log/syslog.js';
 import { decodeJournalEntry, journalText } from '../helpers/journal-entry.js';
@@ -39,6 +39,11 @@ describe('readable messages', () => {
     expect(formatMessage('reload failed', { err: new Error('no such file') })).toBe('reload failed (err="no such file")');
     expect(formatMessage('stopping', {})).toBe('stopping');
     expect(formatMessage(undefined, { err: new Error('boom') })).toBe('boom (err=boom)');
+  });
+
+  it('long values are cut in the message (the journal field keeps them whole)', () => {
+    expect(formatMessage('big', { blob: 'y'.repeat(500) })).toBe(`big (blob=${'y'.repeat(200)}…)`);
+    expect(Object.fromEntries(journalFields(30, 'big', { blob: 'y'.repeat(500) })).EPMD_BLOB).toHaveLength(500);
   });
 
   it('pino levels map to syslog severities', () => {
@@ -105,6 +110,23 @@ describe('syslog lines (RFC 3164, as syslog(3) sends them to /dev/log)', () => {
   it('one line, cut at the limit', () => {
     expect(formatSyslogLine(3, 'a\nb', 'epmd-ng', 1, date)).toBe('<27>Jan  5 07:08:09 epmd-ng[1]: a b');
     expect(formatSyslogLine(6, 'x'.repeat(20_000), 'epmd-ng', 1, date)).toHaveLength(MAX_SYSLOG_LINE);
+  });
+});
+
+describe('-daemon picks its log', () => {
+  it('the journal when its socket is writable, else syslog', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-detached-'));
+    try {
+      const socket = path.join(dir, 'socket');
+      expect(detachedLogFormat(socket)).toBe('syslog');
+      writeFileSync(socket, '');
+      expect(detachedLogFormat(socket)).toBe('journal');
+      chmodSync(socket, 0o444);
+      // Root may write anyway: access(2) answers for this very process, which is what matters.
+      expect(detachedLogFormat(socket)).toBe(process.getuid?.() === 0 ? 'journal' : 'syslog');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
