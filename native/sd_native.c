@@ -112,6 +112,26 @@ static int notify_addr(const char *e, struct sockaddr_un *sa) {
   return (int)(offsetof(struct sockaddr_un, sun_path) + l + 1);
 }
 
+static ssize_t sendmsg_nowait(int sock, const struct msghdr *mh) {
+  ssize_t n;
+  do n = sendmsg(sock, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// Resolves addr into *sa (*salen) and opens a datagram socket to send there; -1 after throwing.
+static int dgram_socket_for(napi_env env, const char *addr, struct sockaddr_un *sa, socklen_t *salen, const char *what) {
+  int l = notify_addr(addr, sa);
+  if (l < 0) {
+    throw_errno(env, -l, what, addr);
+    return -1;
+  }
+  *salen = (socklen_t)l;
+  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) throw_errno(env, errno, "socket", NULL);
+  return sock;
+}
+
 // notify(state: string, fds?: number[] | null, address?: string): boolean
 // address defaults to getenv("NOTIFY_SOCKET") at call time; an unset or empty address returns false.
 // The optional address lets the JS side pass its own view of the environment: in a worker thread
@@ -167,20 +187,12 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   }
 
   struct sockaddr_un sa;
-  int salen = notify_addr(addr, &sa);
-  if (salen < 0) {
-    throw_errno(env, -salen, "notify", addr);
-    goto out;
-  }
-
-  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) {
-    throw_errno(env, errno, "socket", NULL);
-    goto out;
-  }
+  socklen_t salen;
+  int sock = dgram_socket_for(env, addr, &sa, &salen, "notify");
+  if (sock < 0) goto out;
 
   struct iovec iov = {.iov_base = state, .iov_len = state_len};
-  struct msghdr mh = {.msg_name = &sa, .msg_namelen = (socklen_t)salen, .msg_iov = &iov, .msg_iovlen = 1};
+  struct msghdr mh = {.msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1};
   char *cbuf = NULL;
   if (nfds > 0) {
     size_t clen = CMSG_SPACE(sizeof(int) * nfds);
@@ -201,9 +213,7 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   // Never blocks: when PID 1 lags behind (its fd store costs it time per stored fd), the send fails
   // with EAGAIN and the caller decides what to retry, instead of the daemon's event loop stalling
   // until the watchdog fires.
-  ssize_t n;
-  do n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = sendmsg_nowait(sock, &mh);
   int saved = errno;
   close(sock);
   free(cbuf);
@@ -218,13 +228,6 @@ out:
   free(addr_arg);
   free(fds);
   return result;
-}
-
-static ssize_t sendmsg_nowait(int sock, const struct msghdr *mh) {
-  ssize_t n;
-  do n = sendmsg(sock, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  return n;
 }
 
 // A memfd holding data, sealed against every change: journald maps a sealed memfd directly, and
@@ -271,18 +274,11 @@ static napi_value js_send_datagram(napi_env env, napi_callback_info info) {
   napi_get_buffer_info(env, argv[1], &data, &len);
 
   struct sockaddr_un sa;
-  int salen = notify_addr(addr, &sa);
-  if (salen < 0) {
-    throw_errno(env, -salen, "sendDatagram", addr);
-    goto out;
-  }
-  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) {
-    throw_errno(env, errno, "socket", NULL);
-    goto out;
-  }
+  socklen_t salen;
+  int sock = dgram_socket_for(env, addr, &sa, &salen, "sendDatagram");
+  if (sock < 0) goto out;
   struct iovec iov = {.iov_base = data, .iov_len = len};
-  struct msghdr mh = {.msg_name = &sa, .msg_namelen = (socklen_t)salen, .msg_iov = &iov, .msg_iovlen = 1};
+  struct msghdr mh = {.msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1};
   ssize_t n = sendmsg_nowait(sock, &mh);
   if (n < 0 && large_as_memfd && (errno == EMSGSIZE || errno == ENOBUFS)) {
     int memfd = sealed_memfd(data, len);
@@ -297,7 +293,7 @@ static napi_value js_send_datagram(napi_env env, napi_callback_info info) {
       char buf[CMSG_SPACE(sizeof(int))];
     } control;
     memset(&control, 0, sizeof control);
-    struct msghdr fdmh = {.msg_name = &sa, .msg_namelen = (socklen_t)salen, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    struct msghdr fdmh = {.msg_name = &sa, .msg_namelen = salen, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&fdmh);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
