@@ -7,6 +7,10 @@
 // - setCloexec(fd, on), memfdCreate(name), getRlimitNofile() -> {soft, hard}.
 // - sendDatagram(address, payload, largeAsMemfd) -> bool: one log entry to journald's native socket
 //   or /dev/log, never blocking; a journal entry too large for a datagram goes as a sealed memfd.
+// - listenTcp(host, port, {ipv6Only, freeBind, thisHostOnly}) -> fd, setThisHostOnly(fd, on) and
+//   filterState(fd): listening sockets with what Node's net module cannot set (IP_FREEBIND, a socket
+//   filter), set up before listen() so that no packet meets a half-configured socket. Node takes the
+//   fd over with server.listen({fd}).
 //
 // Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
 // libraries), no node-addon-api (C++). NAPI_VERSION 8 keeps the binary loadable by Node 18 and every
@@ -14,8 +18,12 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -34,7 +42,7 @@ static const char *errno_name(int e) {
     E(EPERM) E(ENOENT) E(ESRCH) E(EINTR) E(EIO) E(EBADF) E(EAGAIN) E(ENOMEM) E(EACCES) E(EFAULT)
     E(ENOTDIR) E(EINVAL) E(ENFILE) E(EMFILE) E(ENOSPC) E(EPIPE) E(ENAMETOOLONG) E(ENOSYS) E(ELOOP)
     E(ENOTSOCK) E(EDESTADDRREQ) E(EMSGSIZE) E(EPROTOTYPE) E(EOPNOTSUPP) E(EAFNOSUPPORT)
-    E(EADDRNOTAVAIL) E(ENOBUFS) E(ECONNRESET) E(ECONNREFUSED) E(ETOOMANYREFS) E(ENOTCONN)
+    E(EADDRNOTAVAIL) E(EADDRINUSE) E(ENOBUFS) E(ECONNRESET) E(ECONNREFUSED) E(ETOOMANYREFS) E(ENOTCONN) E(EPROTONOSUPPORT)
 #undef E
     default: return "EUNKNOWN";
   }
@@ -428,6 +436,186 @@ static napi_value js_get_rlimit_nofile(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// "This host only": a packet passes when it arrived on the loopback device, which is how a host's
+// packets to any address of its own travel (127.0.1.1, LAN, secondary and IPv6 addresses, also
+// ones added later, whatever source address the kernel picked); no other host's packet ever
+// arrives there. For hosts with VRFs, where local traffic loops through the VRF device instead,
+// a packet also passes when its source is IPv4 127.0.0.0/8, IPv6 ::1, or equal to its destination
+// (Linux drops IPv4 packets from outside with a local source; a spoofed IPv6 one cannot complete
+// a handshake, as the SYN-ACK goes to this host itself). Dropped packets never reach TCP: a
+// remote SYN gets neither SYN-ACK nor RST, and a scanner sees the port as filtered. Accepted
+// connections inherit the filter. Loads are relative to the network header (SKF_NET_OFF), so one
+// program serves IPv4, IPv6 and dual-stack sockets; skb->protocol says which header it is.
+#define LOOPBACK_IFINDEX 1  // fixed by the kernel in every network namespace
+enum { IPV4 = 2, V6 = 10, V6_LOOPBACK = 27, ACCEPT = 35, DROP = 36 };
+#define LD_NET_W(off) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_NET_OFF + (off))
+#define TAX BPF_STMT(BPF_MISC | BPF_TAX, 0)
+// Jump offsets are relative to the next instruction; `at` is the jump's own index.
+#define IF_K(at, k, yes, no) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (k), (yes) - (at) - 1, (no) - (at) - 1)
+#define IF_X(at, yes, no) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, (yes) - (at) - 1, (no) - (at) - 1)
+static struct sock_filter this_host_only[] = {
+    /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_IFINDEX),
+    /* 1 */ IF_K(1, LOOPBACK_IFINDEX, ACCEPT, IPV4),
+    /* 2 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, SKF_AD_OFF + SKF_AD_PROTOCOL),
+    /* 3 */ IF_K(3, ETH_P_IP, 4, V6),
+    // IPv4: source at 12, destination at 16.
+    /* 4 */ LD_NET_W(12), /* 5 */ TAX,
+    /* 6 */ BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0xff000000),
+    /* 7 */ IF_K(7, 0x7f000000, ACCEPT, 8),
+    /* 8 */ LD_NET_W(16), /* 9 */ IF_X(9, ACCEPT, DROP),
+    // IPv6: source at 8..23, destination at 24..39, compared 32 bits at a time.
+    /* 10 */ IF_K(10, ETH_P_IPV6, 11, DROP),
+    /* 11 */ LD_NET_W(8), /* 12 */ TAX, /* 13 */ LD_NET_W(24), /* 14 */ IF_X(14, 15, V6_LOOPBACK),
+    /* 15 */ LD_NET_W(12), /* 16 */ TAX, /* 17 */ LD_NET_W(28), /* 18 */ IF_X(18, 19, V6_LOOPBACK),
+    /* 19 */ LD_NET_W(16), /* 20 */ TAX, /* 21 */ LD_NET_W(32), /* 22 */ IF_X(22, 23, V6_LOOPBACK),
+    /* 23 */ LD_NET_W(20), /* 24 */ TAX, /* 25 */ LD_NET_W(36), /* 26 */ IF_X(26, ACCEPT, V6_LOOPBACK),
+    // Source ::1.
+    /* 27 */ LD_NET_W(8), /* 28 */ IF_K(28, 0, 29, DROP),
+    /* 29 */ LD_NET_W(12), /* 30 */ IF_K(30, 0, 31, DROP),
+    /* 31 */ LD_NET_W(16), /* 32 */ IF_K(32, 0, 33, DROP),
+    /* 33 */ LD_NET_W(20), /* 34 */ IF_K(34, 1, ACCEPT, DROP),
+    /* 35 */ BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+    /* 36 */ BPF_STMT(BPF_RET | BPF_K, 0),
+};
+_Static_assert(sizeof this_host_only / sizeof this_host_only[0] == DROP + 1, "labels match the program");
+
+// Attaches the filter (on) or removes whatever filter the socket has (off; none is fine).
+static int set_this_host_only(int fd, bool on) {
+  if (on) {
+    struct sock_fprog prog = {sizeof this_host_only / sizeof this_host_only[0], this_host_only};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+  }
+  int dummy = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &dummy, sizeof dummy) < 0 && errno != ENOENT) return -1;
+  return 0;
+}
+
+// setThisHostOnly(fd: number, on: boolean): void
+static napi_value js_set_this_host_only(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on = false;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = argc >= 1 ? get_fd(env, argv[0], "setThisHostOnly: fd must be a non-negative integer") : -1;
+  if (fd < 0) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setThisHostOnly(fd, on): fd is required");
+    return NULL;
+  }
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setThisHostOnly: on must be a boolean");
+    return NULL;
+  }
+  if (set_this_host_only(fd, on) < 0) throw_errno(env, errno, "setsockopt", on ? "SO_ATTACH_FILTER" : "SO_DETACH_FILTER");
+  return NULL;
+}
+
+static bool get_bool_prop(napi_env env, napi_value obj, const char *name) {
+  napi_value v;
+  bool b = false;
+  if (napi_get_named_property(env, obj, name, &v) != napi_ok || napi_coerce_to_bool(env, v, &v) != napi_ok) return false;
+  napi_get_value_bool(env, v, &b);
+  return b;
+}
+
+// filterState(fd: number): "none" | "this-host-only" | "other": which classic filter the socket
+// has (SO_GET_FILTER returns the program as it was attached).
+static napi_value js_filter_state(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = argc >= 1 ? get_fd(env, argv[0], "filterState: fd must be a non-negative integer") : -1;
+  if (fd < 0) {
+    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "filterState(fd): fd is required");
+    return NULL;
+  }
+  enum { OURS = sizeof this_host_only / sizeof this_host_only[0] };
+  struct sock_filter installed[OURS];
+  socklen_t blocks = 0;  // in blocks, not bytes: 0 asks for the count only
+  if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &blocks) < 0) {
+    throw_errno(env, errno, "getsockopt", "SO_GET_FILTER");
+    return NULL;
+  }
+  const char *state = "none";
+  if (blocks == OURS) {
+    if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, installed, &blocks) < 0) {
+      throw_errno(env, errno, "getsockopt", "SO_GET_FILTER");
+      return NULL;
+    }
+    state = memcmp(installed, this_host_only, sizeof installed) == 0 ? "this-host-only" : "other";
+  } else if (blocks > 0) {
+    state = "other";
+  }
+  napi_create_string_utf8(env, state, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+// listenTcp(host: string, port: number, options: {ipv6Only, freeBind, thisHostOnly}): number
+// A listening TCP socket (close-on-exec, SO_REUSEADDR as Node and OTP set it). Errors throw with the
+// failing call as .syscall and its errno name as .code (EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT...).
+static napi_value js_listen_tcp(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 3) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "listenTcp(host, port, options): all three are required");
+    return NULL;
+  }
+  char *host = get_string(env, argv[0], NULL, "listenTcp: host must be a string");
+  if (!host) return NULL;
+  uint32_t port = 0;
+  if (napi_get_value_uint32(env, argv[1], &port) != napi_ok || port > 65535) {
+    free(host);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "listenTcp: port must be 0..65535");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    len = sizeof *a6;
+  } else if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    len = sizeof *a4;
+  } else {
+    free(host);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", "listenTcp: host must be a numeric IPv4 or IPv6 address");
+    return NULL;
+  }
+  free(host);
+  bool v6only = get_bool_prop(env, argv[2], "ipv6Only");
+  bool freebind = get_bool_prop(env, argv[2], "freeBind");
+  bool local = get_bool_prop(env, argv[2], "thisHostOnly");
+  int one = 1, v6 = v6only ? 1 : 0;
+  const char *failed = "socket";
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) goto fail;
+  failed = "setsockopt";
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) goto fail;
+  if (ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6, sizeof v6) < 0) goto fail;
+  // IP_FREEBIND applies to IPv6 sockets too (the kernel checks the same flag for both families).
+  if (freebind && setsockopt(fd, IPPROTO_IP, IP_FREEBIND, &one, sizeof one) < 0) goto fail;
+  // Best effort: Linux 6.18 and later want CAP_NET_ADMIN for a filter on a TCP socket. The caller
+  // asks filterState() whether it is in place and falls back to its accept-time check.
+  if (local) set_this_host_only(fd, true);
+  failed = "bind";
+  if (bind(fd, (struct sockaddr *)&ss, len) < 0) goto fail;
+  failed = "listen";
+  if (listen(fd, SOMAXCONN) < 0) goto fail;
+  napi_create_int32(env, fd, &out);
+  return out;
+fail: {
+  int saved = errno;
+  if (fd >= 0) close(fd);
+  throw_errno(env, saved, failed, NULL);
+  return NULL;
+}
+}
+
 // No global state, so the module is safe to load in several contexts (worker threads, vitest).
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
@@ -437,6 +625,9 @@ NAPI_MODULE_INIT() {
       {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getRlimitNofile", NULL, js_get_rlimit_nofile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendDatagram", NULL, js_send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

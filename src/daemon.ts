@@ -5,7 +5,19 @@ import { parseEnvironmentFile, resolveReloadable, type DaemonConfig } from './co
 import { detachedLogFormat, type Logger } from './log/logger.js';
 import { UNUSED_CAP, UNUSED_CAP_DEBUG } from './protocol/constants.js';
 import { Registry } from './registry/registry.js';
-import { bindAddresses, formatAddress, MAX_LISTEN_SOCKETS, planAddresses } from './server/listeners.js';
+import {
+  applyFilter,
+  bindAddresses,
+  describeReach,
+  formatAddress,
+  listener,
+  MAX_LISTEN_SOCKETS,
+  planAddresses,
+  serveFd,
+  THIS_HOST_ONLY_FD_NAME,
+  unconfigured,
+  type Listener,
+} from './server/listeners.js';
 import { EpmdServer, type Connection } from './server/server.js';
 import { readBootId, SnapshotStore } from './persistence/snapshot-store.js';
 import type { Snapshot, SnapshotNode } from './persistence/snapshot.js';
@@ -13,6 +25,7 @@ import type { NodeInfo } from './protocol/requests.js';
 import { ProvisionalKeeper } from './server/provisional.js';
 import { socketFd } from './server/socket-fd.js';
 import { takeActivationFds, type ActivatedFd } from './systemd/activation.js';
+import { tryLoadNative } from './systemd/native.js';
 import { FdStore, recoverStored } from './systemd/fd-store.js';
 import { ServiceManager } from './systemd/service.js';
 import { isoTime, STATUS_FORMAT, type StatusDocument } from './status/document.js';
@@ -38,18 +51,7 @@ export function daemonize(argv: readonly string[]): void {
   child.unref();
 }
 
-function adopt(fd: number): Promise<net.Server> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen({ fd }, () => {
-      server.removeListener('error', reject);
-      resolve(server);
-    });
-  });
-}
-
-type Listening = { ok: true; servers: net.Server[]; activated: boolean } | DaemonExit;
+type Listening = { ok: true; listeners: Listener[]; activated: boolean } | DaemonExit;
 
 /** Sockets handed over by systemd when there are any, else our own per -address (spec §12, §13). */
 async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logger): Promise<Listening> {
@@ -58,27 +60,44 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
     if (sockets.length === 0) return { code: 1, message: 'systemd provides no sockets (is epmd-ng.socket active?)' };
     if (sockets.length > MAX_LISTEN_SOCKETS) return { code: 1, message: `cannot listen on more than ${MAX_LISTEN_SOCKETS} IP addresses` };
     if (config.address !== undefined) log.info('socket activation: -address and ERL_EPMD_ADDRESS are ignored');
+    const native = tryLoadNative();
     try {
-      return { ok: true, servers: await Promise.all(sockets.map((s) => adopt(s.fd))), activated: true };
+      const listeners: Listener[] = [];
+      for (const s of sockets) {
+        const thisHostOnly = s.name === THIS_HOST_ONLY_FD_NAME;
+        const filter = applyFilter(s.fd, thisHostOnly, native);
+        listeners.push(listener(await serveFd(s.fd), thisHostOnly, filter));
+      }
+      warnUnfiltered(listeners, log);
+      return { ok: true, listeners, activated: true };
     } catch (err) {
       return { code: 1, message: `cannot use the sockets from systemd: ${(err as Error).message}` };
     }
   }
   const plan = planAddresses(config.address);
   if (!plan.ok) return { code: 1, message: plan.message };
-  const bound = await bindAddresses(plan.addresses, config.port);
+  const native = plan.addresses.some((a) => a.thisHostOnly || a.freeBind) ? tryLoadNative() : null;
+  const bound = await bindAddresses(plan.addresses, config.port, native);
   if (bound.kind === 'in-use') {
     log.info({ address: bound.host, port: config.port }, 'another epmd is already listening on this port; exiting');
     return { code: 0 };
   }
   if (bound.kind === 'failed') return { code: 1, message: `cannot listen on ${bound.host} port ${config.port}: ${bound.error}` };
-  for (const skipped of bound.skipped) log.warn(skipped, 'loopback address not available, continuing without it');
-  return { ok: true, servers: bound.servers, activated: false };
+  for (const skipped of bound.skipped) log.warn(skipped, 'address not available, continuing without it');
+  const absent = unconfigured(plan.addresses);
+  if (absent.length > 0) log.warn({ addresses: absent }, `not configured on this host yet, served once they are: ${absent.join(', ')}`);
+  warnUnfiltered(bound.listeners, log);
+  return { ok: true, listeners: bound.listeners, activated: false };
 }
 
-function isLoopback(server: net.Server): boolean {
-  const a = server.address();
-  return typeof a === 'object' && a !== null && (a.address === '::1' || a.address.startsWith('127.'));
+/** Without the filter, other hosts still complete a TCP handshake before the server closes them. */
+function warnUnfiltered(listeners: Listener[], log: Logger): void {
+  const because = [...new Set(listeners.flatMap((l) => (l.thisHostOnly && !l.filtered ? [l.unfilteredBecause ?? 'unknown'] : [])))];
+  if (because.length > 0) {
+    log.warn(
+      `no socket filter (${because.join('; ')}): other hosts complete a TCP handshake and are then closed before any byte is read, instead of getting no answer at all`,
+    );
+  }
 }
 
 /**
@@ -86,8 +105,8 @@ function isLoopback(server: net.Server): boolean {
  * activation and no port configured, the port systemd actually listens on, so that
  * `net_adm:names()` works on any socket unit.
  */
-function reportedPort(config: DaemonConfig, servers: net.Server[], activated: boolean): number {
-  const first = servers[0]?.address();
+function reportedPort(config: DaemonConfig, listeners: Listener[], activated: boolean): number {
+  const first = listeners[0]?.server.address();
   if (activated && !config.portConfigured && first && typeof first === 'object') return first.port;
   return config.port;
 }
@@ -174,14 +193,15 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     if (listening.code !== 0) service.exited(listening.code);
     return listening;
   }
-  const { servers, activated } = listening;
-  const addresses = servers.map(formatAddress);
+  const { listeners, activated } = listening;
+  const addresses = listeners.map((l) => formatAddress(l.server));
+  const reach = describeReach(listeners);
 
   const registry = new Registry<Connection>({ unusedCap: config.debug > 0 ? UNUSED_CAP_DEBUG : UNUSED_CAP });
   /** The STATUS= line `systemctl status` shows. */
   const describe = (): string => {
     const provisional = registry.provisionalNewestFirst().length;
-    return `Serving ${plural(registry.size + provisional, 'node')} (${provisional} provisional) on ${addresses.join(', ')}; ${plural(server.connectionCount, 'connection')} open`;
+    return `Serving ${plural(registry.size + provisional, 'node')} (${provisional} provisional) on ${reach}; ${plural(server.connectionCount, 'connection')} open`;
   };
   const fdStore = new FdStore(service.notifier, log, service.enabled && config.fdStore, function* () {
     for (const r of registry.newestFirst()) if (r.owner.storeName) yield { storeName: r.owner.storeName, node: r };
@@ -208,7 +228,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     log.info({ reason, registered: registry.size }, 'stopping');
     notify();
     keeper.stop();
-    for (const listener of servers) listener.close();
+    for (const listener of listeners) listener.server.close();
     if (closeConnections) server.closeAll();
     snapshots?.flush(produce);
     snapshots?.close();
@@ -217,7 +237,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
 
   const server = new EpmdServer(
     {
-      reportedPort: reportedPort(config, servers, activated),
+      reportedPort: reportedPort(config, listeners, activated),
       packetTimeout: config.packetTimeout,
       delayAcceptSeconds: config.delayAccept,
       delayWriteSeconds: config.delayWrite,
@@ -252,6 +272,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       uptimeSeconds: (Date.now() - startedAt) / 1000,
       port: server.reportedPort,
       addresses,
+      reach,
       activated,
       nodes: { active: registry.size, provisional: registry.provisionalNewestFirst().length },
       connections: { open: server.connectionCount, max: server.maxConnections, accepted: counters.accepted, evictions: counters.evictions, refused: counters.refused },
@@ -269,7 +290,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       watchdog: { ...watchdog, lastPingAt: isoTime(watchdog.lastPingAt) },
     };
   };
-  for (const listener of servers) server.attach(listener);
+  for (const listener of listeners) server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
   const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
@@ -297,10 +318,11 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     });
   }
 
-  const loopbackOnly = !activated && servers.every(isLoopback);
   log.info(
     {
       addresses,
+      thisHostOnly: listeners.every((l) => l.thisHostOnly),
+      socketFilter: listeners.some((l) => l.filtered),
       activated,
       adopted,
       provisional: registry.provisionalNewestFirst().length,
@@ -309,9 +331,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       maxConnections: config.maxConnections,
       relaxedCommandCheck: config.relaxedCommandCheck,
     },
-    loopbackOnly
-      ? `listening on ${addresses.join(', ')} (loopback only; to serve other hosts pass -address 0.0.0.0,:: or set ERL_EPMD_ADDRESS)`
-      : `listening on ${addresses.join(', ')}`,
+    `listening on ${reach}`,
   );
   service.ready();
   keeper.start();

@@ -125,6 +125,15 @@ function modernCli(): Command {
     .addOption(portOption())
     .action((node: string, opts: { port?: number }) => client({ name: 'stop', node }, opts.port));
   program
+    .command('socket-filter')
+    .description("attach the this-host-only filter to the sockets systemd passes (epmd-ng-filter.service runs it)")
+    .action(async () => {
+      const { filterActivatedSockets } = await import('./systemd/socket-filter.js');
+      const report = filterActivatedSockets();
+      process.stderr.write(report.lines.map((l) => `epmd-ng: ${l}\n`).join(''));
+      process.exit(report.code);
+    });
+  program
     .command('started')
     .description('exit 0 if an epmd answers on the port, 1 otherwise')
     .addOption(portOption())

@@ -81,9 +81,12 @@ deadline=$((SECONDS + SDH_BOOT_TIMEOUT))
 while :; do
   sdh_nspawn_pid >/dev/null || fail "systemd-nspawn exited during boot"
   if leader=$(sdh_leader) && [[ -S /proc/$leader/root/run/systemd/private ]]; then
-    # The root's /etc/hosts only has localhost; add this container's name (the write goes to
-    # the container's throw-away overlay).
-    printf '127.0.1.1\t%s\n' "$SDH_NAME" >>"/proc/$leader/root/etc/hosts"
+    # /etc/hosts as Debian's installer writes it, with this container's name on 127.0.1.1, so that
+    # every test sees what a stock Debian host has (the write goes to the throw-away overlay).
+    printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n\n%s\n%s\n%s\n%s\n' "$SDH_NAME" \
+      '# The following lines are desirable for IPv6 capable hosts' \
+      '::1     localhost ip6-localhost ip6-loopback' 'ff02::1 ip6-allnodes' 'ff02::2 ip6-allrouters' \
+      >"/proc/$leader/root/etc/hosts"
     break
   fi
   ((SECONDS < deadline)) || fail "the container's systemd did not start within ${SDH_BOOT_TIMEOUT} s"

@@ -1,28 +1,62 @@
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import type { SdNative } from '../systemd/native.js';
 
 /** OTP's limit on listening sockets, its two implicit loopback sockets included (spec §12.2). */
 export const MAX_LISTEN_SOCKETS = 16;
 const LOOPBACK = ['127.0.0.1', '::1'];
+const WILDCARDS = ['0.0.0.0', '::'];
+
+/**
+ * The FileDescriptorName= by which a socket unit asks for "this host only" (the shipped
+ * epmd-ng.socket); sockets with any other name serve whoever the socket unit lets in.
+ */
+export const THIS_HOST_ONLY_FD_NAME = 'epmd-local';
+
+/** A listening socket the daemon serves, and whom it serves. */
+export interface Listener {
+  server: net.Server;
+  /** Connections from other hosts are refused (the accept-time check in the server). */
+  thisHostOnly: boolean;
+  /** The kernel also drops other hosts' packets (the socket filter is attached). */
+  filtered: boolean;
+  /** Why a this-host-only listener has no filter. */
+  unfilteredBecause?: string;
+}
+
+/** Whether the this-host-only filter is on a socket, and why not. */
+export type FilterOutcome = { filtered: true } | { filtered: false; because?: string };
+
+const MISSING_ADDON = 'the native addon is missing';
 
 export interface ListenAddress {
   host: string;
-  /** Implicit loopback sockets may fail to bind (no IPv6 on lo) without stopping the daemon. */
+  /** May fail to bind without stopping the daemon (implicit loopback without IPv6 on lo; a family the kernel lacks). */
   optional: boolean;
+  /** Serve only this host, through any of its addresses (the default; see THIS_HOST_ONLY). */
+  thisHostOnly: boolean;
+  /** Bind even before the address is configured (IP_FREEBIND, as the socket unit's FreeBind=yes). */
+  freeBind: boolean;
 }
 
 export type AddressPlan = { ok: true; addresses: ListenAddress[] } | { ok: false; message: string };
 
 /**
  * Which addresses to listen on for an -address / ERL_EPMD_ADDRESS value (spec §12).
- * - No list (or only separators): loopback only. This deliberately differs from OTP, which listens
- *   on every interface; other hosts must be let in explicitly.
- * - A list: loopback first, as OTP does, then each listed address. A wildcard (0.0.0.0 or ::)
- *   covers loopback of its family, so the implicit loopback socket of that family is left out
- *   instead of colliding with it and exiting (spec Q7).
+ * - No list (or only separators): every address of this host, for this host only: the wildcard
+ *   addresses with the this-host-only filter. OTP serves every host here; we serve none but our
+ *   own, yet a node is found through whatever its host name resolves to (127.0.1.1 on Debian, the
+ *   host's own IPv4 or IPv6 address elsewhere), including addresses configured later.
+ * - A list: OTP's meaning, open to whoever reaches the addresses: loopback first, then each listed
+ *   address. A wildcard (0.0.0.0 or ::) covers loopback of its family, so the implicit loopback
+ *   socket of that family is left out instead of colliding with it and exiting (spec Q7). Listed
+ *   addresses bind even before they are configured, so an interface that comes up late or goes
+ *   down and up again does not stop the daemon.
  */
 export function planAddresses(list: string | undefined): AddressPlan {
   const tokens = (list ?? '').split(/[\s,]+/).filter((t) => t.length > 0);
-  if (tokens.length === 0) return { ok: true, addresses: LOOPBACK.map((host) => ({ host, optional: true })) };
+  if (tokens.length === 0) return { ok: true, addresses: WILDCARDS.map((host) => ({ host, optional: true, thisHostOnly: true, freeBind: false })) };
   const extra: string[] = [];
   for (const token of tokens) {
     // Zone ids (fe80::1%eth0) are not accepted by OTP's parser either.
@@ -38,7 +72,10 @@ export function planAddresses(list: string | undefined): AddressPlan {
   const implicit = LOOPBACK.filter((lo) => !extra.includes(net.isIPv6(lo) ? '::' : '0.0.0.0'));
   return {
     ok: true,
-    addresses: [...implicit.map((host) => ({ host, optional: true })), ...extra.map((host) => ({ host, optional: false }))],
+    addresses: [
+      ...implicit.map((host) => ({ host, optional: true, thisHostOnly: false, freeBind: false })),
+      ...extra.map((host) => ({ host, optional: false, thisHostOnly: false, freeBind: !WILDCARDS.includes(host) })),
+    ],
   };
 }
 
@@ -48,48 +85,132 @@ function normaliseIpv6(address: string): string {
 }
 
 export type BindOutcome =
-  | { kind: 'listening'; servers: net.Server[]; skipped: { host: string; error: string }[] }
+  | { kind: 'listening'; listeners: Listener[]; skipped: { host: string; error: string }[] }
   | { kind: 'in-use'; host: string }
   | { kind: 'failed'; host: string; error: string };
 
-function listenOn(host: string, port: number): Promise<net.Server> {
+/** Serves an already listening socket (ours from the addon, or one systemd passed). */
+export function serveFd(fd: number): Promise<net.Server> {
+  return serve((server) => server.listen({ fd }));
+}
+
+function serve(listen: (server: net.Server) => void): Promise<net.Server> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ pauseOnConnect: false });
+    const server = net.createServer();
     server.once('error', reject);
-    // IPv6 sockets are IPv6-only so that 0.0.0.0 and :: can both be bound, as OTP does.
-    server.listen({ host, port, ipv6Only: net.isIPv6(host), exclusive: true }, () => {
+    server.once('listening', () => {
       server.removeListener('error', reject);
       resolve(server);
     });
+    listen(server);
   });
+}
+
+/**
+ * One socket for `address`. With the addon, the socket is complete (filter, IP_FREEBIND) before it
+ * listens; without it, Node's own listen, so the filter and IP_FREEBIND are missing and the
+ * server's accept-time check alone keeps other hosts out.
+ */
+async function listenOn(address: ListenAddress, port: number, native: SdNative | null): Promise<Listener> {
+  const { host, thisHostOnly, freeBind } = address;
+  const ipv6Only = net.isIPv6(host);
+  if (!native) {
+    // IPv6 sockets are IPv6-only so that 0.0.0.0 and :: can both be bound, as OTP does.
+    const server = await serve((s) => s.listen({ host, port, ipv6Only, exclusive: true }));
+    return listener(server, thisHostOnly, thisHostOnly ? { filtered: false, because: MISSING_ADDON } : { filtered: false });
+  }
+  const fd = native.listenTcp(host, port, { ipv6Only, freeBind, thisHostOnly });
+  try {
+    const filter = thisHostOnly ? applyFilter(fd, true, native) : ({ filtered: false } as const);
+    return listener(await serveFd(fd), thisHostOnly, filter);
+  } catch (err) {
+    fs.closeSync(fd);
+    throw err;
+  }
 }
 
 /**
  * Binds every planned address. An address in use means another epmd already serves this port:
  * OTP then exits 0 quietly, which `erl` relies on (spec §11.2).
  */
-export async function bindAddresses(addresses: ListenAddress[], port: number): Promise<BindOutcome> {
-  const servers: net.Server[] = [];
+export async function bindAddresses(addresses: ListenAddress[], port: number, native: SdNative | null): Promise<BindOutcome> {
+  const listeners: Listener[] = [];
   const skipped: { host: string; error: string }[] = [];
-  const closeAll = () => servers.forEach((s) => s.close());
-  for (const { host, optional } of addresses) {
+  const closeAll = () => listeners.forEach((l) => l.server.close());
+  for (const address of addresses) {
     try {
-      servers.push(await listenOn(host, port));
+      listeners.push(await listenOn(address, port, native));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EADDRINUSE') {
         closeAll();
-        return { kind: 'in-use', host };
+        return { kind: 'in-use', host: address.host };
       }
-      if (!optional) {
+      if (!address.optional) {
         closeAll();
-        return { kind: 'failed', host, error: err.message };
+        return { kind: 'failed', host: address.host, error: err.message };
       }
-      skipped.push({ host, error: err.code ?? err.message });
+      skipped.push({ host: address.host, error: err.code ?? err.message });
     }
   }
-  if (servers.length === 0) return { kind: 'failed', host: addresses.map((a) => a.host).join(','), error: 'no address could be bound' };
-  return { kind: 'listening', servers, skipped };
+  if (listeners.length === 0) return { kind: 'failed', host: addresses.map((a) => a.host).join(','), error: 'no address could be bound' };
+  return { kind: 'listening', listeners, skipped };
+}
+
+export function listener(server: net.Server, thisHostOnly: boolean, filter: FilterOutcome): Listener {
+  return { server, thisHostOnly, filtered: filter.filtered, ...(filter.filtered || !filter.because ? {} : { unfilteredBecause: filter.because }) };
+}
+
+/**
+ * Gives a socket the filter that whom it serves asks for: attached for this host only (kept when
+ * it is already there: systemd's socket keeps it across our restarts, and epmd-ng-filter.service
+ * may have attached it with the CAP_NET_ADMIN that newer kernels require), removed otherwise.
+ * Failing to attach is reported, not thrown: the server's accept-time check still holds.
+ */
+export function applyFilter(fd: number, thisHostOnly: boolean, native: SdNative | null): FilterOutcome {
+  if (!native) return { filtered: false, because: thisHostOnly ? MISSING_ADDON : undefined };
+  const state = native.filterState(fd);
+  if (!thisHostOnly) {
+    if (state !== 'none') native.setThisHostOnly(fd, false);
+    return { filtered: false };
+  }
+  if (state === 'this-host-only') return { filtered: true };
+  try {
+    native.setThisHostOnly(fd, true);
+    return { filtered: true };
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    return { filtered: false, because: e.code === 'EPERM' ? 'attaching it needs CAP_NET_ADMIN on this kernel' : e.message };
+  }
+}
+
+/** Listed addresses not configured on any interface right now (bound with IP_FREEBIND, served once they appear). */
+export function unconfigured(addresses: ListenAddress[], interfaces = os.networkInterfaces()): string[] {
+  const present = new Set(Object.values(interfaces).flatMap((list) => (list ?? []).map((i) => i.address)));
+  return addresses.filter((a) => a.freeBind && !present.has(a.host)).map((a) => a.host);
+}
+
+/**
+ * What the listeners serve, for the start-up line and STATUS=: "this host only (every local
+ * address)", "loopback only", or the addresses themselves.
+ */
+export function describeReach(listeners: Listener[]): string {
+  if (listeners.length > 0 && listeners.every((l) => l.thisHostOnly)) {
+    const ports = [...new Set(listeners.map((l) => portOf(l.server)))];
+    return `port ${ports.join(', ')} for this host only (every local address)`;
+  }
+  const addresses = listeners.map((l) => `${formatAddress(l.server)}${l.thisHostOnly ? ' (this host only)' : ''}`).join(', ');
+  return listeners.every((l) => l.thisHostOnly || isLoopback(l.server)) ? `${addresses}: loopback only` : `${addresses}: open to every host that reaches them`;
+}
+
+function portOf(server: net.Server): number {
+  const a = server.address();
+  return a && typeof a === 'object' ? a.port : 0;
+}
+
+function isLoopback(server: net.Server): boolean {
+  const a = server.address();
+  return typeof a === 'object' && a !== null && (a.address === '::1' || a.address.startsWith('127.'));
 }
 
 /** "127.0.0.1:4369" / "[::1]:4369" for log lines. */

@@ -16,3 +16,14 @@ export function isLocalPeer(peer: string | undefined, local: string | undefined)
   if (peer === '::1' || isIpv4Loopback(peer)) return true;
   return local !== undefined && peer === local;
 }
+
+/**
+ * Whether `peer` is one of this host's interface addresses (`addresses`), also when a dual-stack
+ * socket shows an IPv4 peer v4-mapped. This is how a this-host-only listener recognises the host
+ * talking to one address of its own from another (a secondary IPv4 address is reached from the
+ * primary one), which the spec's locality rule does not count as local.
+ */
+export function isOwnAddress(peer: string, addresses: readonly string[]): boolean {
+  const plain = peer.startsWith('::ffff:') && net.isIPv4(peer.slice(7)) ? peer.slice(7) : peer;
+  return addresses.includes(plain);
+}

@@ -1,4 +1,5 @@
 import type net from 'node:net';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OTP_FIRST_READ } from '../protocol/constants.js';
 import { FrameReader } from '../protocol/frame-reader.js';
@@ -25,7 +26,7 @@ import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { ServerCounters, type Violation } from '../status/counters.js';
-import { isLocalPeer } from './locality.js';
+import { isLocalPeer, isOwnAddress } from './locality.js';
 import { socketFd } from './socket-fd.js';
 
 export interface ServerSettings {
@@ -107,9 +108,14 @@ export class EpmdServer {
     this.settings.maxConnections = limit;
   }
 
-  /** Serves connections arriving on `listener` (any number of listeners may be attached). */
-  attach(listener: net.Server): void {
-    listener.on('connection', (socket) => this.accept(socket));
+  /**
+   * Serves connections arriving on `listener` (any number of listeners may be attached). On a
+   * this-host-only listener a connection from another host is closed before anything is read: the
+   * socket filter normally drops such peers in the kernel, but connections that queued before it
+   * was attached (socket activation) or without the addon still arrive here.
+   */
+  attach(listener: net.Server, options: { thisHostOnly?: boolean } = {}): void {
+    listener.on('connection', options.thisHostOnly ? (socket) => this.acceptFromThisHost(socket) : (socket) => this.accept(socket));
     // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
   }
@@ -117,6 +123,13 @@ export class EpmdServer {
   /** Closes every connection, registrations included (KILL, orderly exit). */
   closeAll(): void {
     for (const conn of this.connections) conn.socket.destroy();
+  }
+
+  private acceptFromThisHost(socket: net.Socket): void {
+    const peer = socket.remoteAddress;
+    if (isLocalPeer(peer, socket.localAddress) || (peer !== undefined && isOwnAddress(peer, interfaceAddresses()))) return this.accept(socket);
+    this.violation('remote', { peer: formatPeer(socket), address: socket.localAddress }, 'connection from another host closed: this host only');
+    socket.destroy();
   }
 
   private accept(socket: net.Socket): void {
@@ -403,6 +416,11 @@ export class EpmdServer {
     const event = { event: 'violation', kind, ...fields };
     this.log.warn(admitted.dropped > 0 ? { ...event, suppressed: admitted.dropped } : event, message);
   }
+}
+
+/** This host's addresses right now; read only for the rare peer that is neither loopback nor the connection's own address. */
+function interfaceAddresses(): string[] {
+  return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
 }
 
 function formatPeer(socket: net.Socket): string {

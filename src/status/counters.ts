@@ -3,9 +3,9 @@
 import type { RequestType } from '../protocol/requests.js';
 
 /** Kinds of protocol violation and refused work, as the server logs them. */
-export type Violation = 'framing' | 'malformed' | 'non-local' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
+export type Violation = 'framing' | 'malformed' | 'non-local' | 'remote' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
 
-export const VIOLATIONS: readonly Violation[] = ['framing', 'malformed', 'non-local', 'disallowed', 'duplicate', 'rejected', 'overload', 'accept'];
+export const VIOLATIONS: readonly Violation[] = ['framing', 'malformed', 'non-local', 'remote', 'disallowed', 'duplicate', 'rejected', 'overload', 'accept'];
 export const REQUEST_TYPES: readonly RequestType[] = ['alive2', 'port-please2', 'names', 'dump', 'kill', 'stop', 'status'];
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {

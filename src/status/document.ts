@@ -16,6 +16,8 @@ export interface StatusDocument {
   /** The port NAMES reports. */
   port: number;
   addresses: string[];
+  /** Who can reach those addresses, e.g. `port 4369 for this host only (every local address)`. */
+  reach: string;
   /** The listening sockets came from systemd. */
   activated: boolean;
   nodes: { active: number; provisional: number };

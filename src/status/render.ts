@@ -35,6 +35,7 @@ export function renderText(doc: StatusDocument): string {
   const lines = [
     `epmd-ng ${doc.version}, pid ${doc.pid}, up ${duration(doc.uptimeSeconds)} (since ${doc.startedAt})`,
     `listening:   ${doc.addresses.join(', ')}${doc.activated ? ' (sockets from systemd)' : ''}; reported port ${doc.port}`,
+    `reach:       ${doc.reach}`,
     `nodes:       ${doc.nodes.active} active, ${doc.nodes.provisional} provisional`,
     `connections: ${doc.connections.open} open, cap ${doc.connections.max}, ${doc.connections.accepted} accepted, ${doc.connections.evictions} evicted, ${doc.connections.refused} refused`,
     `requests:    ${counts(doc.requests, true)}`,

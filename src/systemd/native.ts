@@ -1,5 +1,5 @@
-// Typed, lazy access to the sd_native.node addon (native/sd_native.c). Lazy because only a daemon
-// running under systemd needs it: development runs and most tests work without a compiled addon.
+// Typed, lazy access to the sd_native.node addon (native/sd_native.c). Lazy because a daemon that
+// is neither under systemd nor listening on its default addresses never needs it.
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -32,11 +32,31 @@ export interface SdNative {
   /** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
   getRlimitNofile(): { soft: number; hard: number };
   /**
+   * A listening TCP socket on a numeric address (SO_REUSEADDR, close-on-exec), with the options set
+   * before bind: IPV6_V6ONLY, IP_FREEBIND, and if it can the this-host-only filter. Throws a system
+   * error (.code EADDRINUSE, EADDRNOTAVAIL, EAFNOSUPPORT...; .syscall the call that failed).
+   */
+  listenTcp(host: string, port: number, options: ListenTcpOptions): number;
+  /** Attaches (true) or removes (false) the this-host-only socket filter on any socket. */
+  setThisHostOnly(fd: number, on: boolean): void;
+  /** Which classic socket filter the socket has. */
+  filterState(fd: number): 'none' | 'this-host-only' | 'other';
+  /**
    * One datagram to an AF_UNIX address, never blocking: false when the receiver's queue is full.
    * `largeAsMemfd`: a payload too large for a datagram is passed as a sealed memfd (journald's
    * native protocol). Throws (ENOENT, ECONNREFUSED, EACCES, ...) when nobody receives.
    */
   sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean;
+}
+
+export interface ListenTcpOptions {
+  ipv6Only?: boolean;
+  freeBind?: boolean;
+  /**
+   * Try to attach the this-host-only filter (native/sd_native.c has the rule); failing is not an
+   * error (newer kernels want CAP_NET_ADMIN for it): ask filterState().
+   */
+  thisHostOnly?: boolean;
 }
 
 export const ADDON_FILE = 'sd_native.node';
@@ -94,7 +114,7 @@ export function tryLoadNative(): SdNative | null {
 }
 
 function tryLoad(): { addon: SdNative } | { error: Error } {
-  const prefix = 'systemd notification support (sd_native.node) is missing: ';
+  const prefix = 'the native addon (sd_native.node: systemd notification, socket filter) is missing: ';
   const candidates = addonCandidates();
   const file = candidates.find((f) => existsSync(f));
   if (!file) {

@@ -47,6 +47,14 @@ export interface NodeOptions {
   extraArgs?: string[];
   /** How long to wait for the node to come up (default 15 s). */
   startTimeoutMs?: number;
+  /** Command prefix to run the node under (e.g. nsenter into a test host: test/helpers/netlab.ts). */
+  wrapper?: string[];
+  /**
+   * Name the node as on a real host instead of NAME@localhost on 127.0.0.1: true gives `-sname NAME`
+   * (the host part is the host's own name, looked up like any other), a string `-name NAME@STRING`;
+   * the distribution then listens on every address.
+   */
+  realHost?: true | string;
 }
 
 // The agent. Single expression, no newlines needed; erl_eval supports named funs.
@@ -72,6 +80,12 @@ const AGENT = [
   '  Agent()',
   'end)',
 ].join(' ');
+
+function nodeNaming(opts: NodeOptions): string[] {
+  if (opts.realHost === true) return ['-sname', opts.name];
+  if (typeof opts.realHost === 'string') return ['-name', `${opts.name}@${opts.realHost}`];
+  return ['-sname', `${opts.name}@${NODE_HOST}`, '-kernel', 'inet_dist_use_interface', '{127,0,0,1}'];
+}
 
 export interface ExitStatus {
   code: number | null;
@@ -123,14 +137,10 @@ export class ErlNode {
       'false',
       '-epmd_port',
       String(opts.epmdPort),
-      '-sname',
-      `${opts.name}@${NODE_HOST}`,
+      ...nodeNaming(opts),
       '-setcookie',
       opts.cookie,
       ...(opts.hidden ? ['-hidden'] : []),
-      '-kernel',
-      'inet_dist_use_interface',
-      '{127,0,0,1}',
       '-kernel',
       'inet_dist_listen_min',
       String(opts.distPort),
@@ -147,7 +157,8 @@ export class ErlNode {
       ERL_CRASH_DUMP_SECONDS: '0',
     });
     for (const k of ['ERL_FLAGS', 'ERL_AFLAGS', 'ERL_ZFLAGS', 'ERL_LIBS']) delete env[k];
-    this.proc = spawn(ERL, args, { env, cwd: os.tmpdir(), stdio: ['pipe', 'pipe', 'pipe'] });
+    const [cmd, ...prefix] = [...(opts.wrapper ?? []), ERL];
+    this.proc = spawn(cmd!, [...prefix, ...args], { env, cwd: os.tmpdir(), stdio: ['pipe', 'pipe', 'pipe'] });
     this.pid = this.proc.pid!;
     live.add(this);
     this.proc.stdin!.on('error', () => {});

@@ -58,7 +58,8 @@ describe('epmd-ng status against a running daemon', () => {
       version,
       pid: daemon.pid,
       port: daemon.port,
-      addresses: [`127.0.0.1:${daemon.port}`, `[::1]:${daemon.port}`],
+      addresses: [`0.0.0.0:${daemon.port}`, `[::]:${daemon.port}`],
+      reach: `port ${daemon.port} for this host only (every local address)`,
       activated: false,
       nodes: { active: 1, provisional: 0 },
       requests: { alive2: 1, 'port-please2': 1, names: 2, dump: 0, kill: 0, stop: 0, status: 1 },
@@ -90,7 +91,8 @@ describe('epmd-ng status against a running daemon', () => {
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(new RegExp(`^epmd-ng ${version.replace(/\./g, '\\.')}, pid ${daemon.pid}, up \\d+s \\(since \\d{4}-.+Z\\)$`));
-    expect(lines).toContain(`listening:   127.0.0.1:${daemon.port}, [::1]:${daemon.port}; reported port ${daemon.port}`);
+    expect(lines).toContain(`listening:   0.0.0.0:${daemon.port}, [::]:${daemon.port}; reported port ${daemon.port}`);
+    expect(lines).toContain(`reach:       port ${daemon.port} for this host only (every local address)`);
     expect(lines).toContain('nodes:       1 active, 0 provisional');
     expect(lines.find((l) => l.startsWith('connections: '))).toMatch(/^connections: 2 open, cap \d+, \d+ accepted, 0 evicted, 0 refused$/);
     expect(lines.find((l) => l.startsWith('violations: '))).toMatch(/^violations: {2}framing \d+, malformed 1$/);
@@ -126,7 +128,7 @@ describe('epmd-ng status against a running daemon', () => {
     expect(samples.get('epmd_ng_connections')).toBe(2);
     expect(samples.get('epmd_ng_snapshot_last_success')).toBe(1);
     expect(samples.get('epmd_ng_fdstore_enabled')).toBe(0);
-    expect(samples.get(`epmd_ng_listening{address="[::1]:${daemon.port}"}`)).toBe(1);
+    expect(samples.get(`epmd_ng_listening{address="[::]:${daemon.port}"}`)).toBe(1);
     expect(samples.get(`epmd_ng_info{version="${version}",port="${daemon.port}"}`)).toBe(1);
     expect(Math.abs(samples.get('epmd_ng_start_time_seconds')! - Date.now() / 1000)).toBeLessThan(120);
   });

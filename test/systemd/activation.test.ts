@@ -68,7 +68,7 @@ describe('socket activation (systemd-socket-activate)', () => {
     expect(ready.fields.READY).toBe('1');
     expect(ready.fields.MAINPID).toBe(String(a.proc.pid));
     expect(ready.pid).toBe(a.proc.pid);
-    expect(ready.fields.STATUS).toMatch(new RegExp(`^Serving 0 nodes \\(0 provisional\\) on 127\\.0\\.0\\.1:${a.port}, \\[::1\\]:${a.port}; \\d+ connections? open$`));
+    expect(ready.fields.STATUS).toMatch(new RegExp(`^Serving 0 nodes \\(0 provisional\\) on 127\\.0\\.0\\.1:${a.port}, \\[::1\\]:${a.port}: loopback only; \\d+ connections? open$`));
     const v6 = await exchange(a.port, frame(Buffer.from('n')), { host: '::1' });
     expect(v6.recv.length).toBe(4);
   });

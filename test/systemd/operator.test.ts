@@ -97,7 +97,8 @@ describe('operator experience under a real systemd', () => {
     const doc = await statusJson();
     expect(doc).toMatchObject({
       port: 4369,
-      addresses: ['127.0.0.1:4369', '[::1]:4369'],
+      addresses: ['0.0.0.0:4369', '[::]:4369'],
+      reach: 'port 4369 for this host only (every local address)',
       activated: true,
       nodes: { active: 1, provisional: 0 },
       fdStore: { enabled: true, registrations: 1 },
@@ -113,11 +114,12 @@ describe('operator experience under a real systemd', () => {
     expect(text).toMatch(/^nodes: {7}1 active, 0 provisional$/m);
     expect(text).toMatch(/^fd store: {4}1 registrations held, 0 messages pending$/m);
     expect(text).toMatch(/^watchdog: {4}ping every 5000 ms, last \d{4}-.+Z, 0 withheld, 0 failed$/m);
-    expect(text).toMatch(/^listening: {3}127\.0\.0\.1:4369, \[::1\]:4369 \(sockets from systemd\); reported port 4369$/m);
+    expect(text).toMatch(/^listening: {3}0\.0\.0\.0:4369, \[::\]:4369 \(sockets from systemd\); reported port 4369$/m);
+    expect(text).toMatch(/^reach: {7}port 4369 for this host only \(every local address\)$/m);
   });
 
   it('systemctl status: the STATUS= line gives nodes, provisional entries and connections', async () => {
-    await waitFor('STATUS with one node', async () => /^Serving 1 node \(0 provisional\) on 127\.0\.0\.1:4369, \[::1\]:4369; \d+ connections? open$/.test((await show('epmd-ng.service', 'StatusText')).StatusText!));
+    await waitFor('STATUS with one node', async () => /^Serving 1 node \(0 provisional\) on port 4369 for this host only \(every local address\); \d+ connections? open$/.test((await show('epmd-ng.service', 'StatusText')).StatusText!));
     expect(await ok('systemctl status --no-pager epmd-ng.service')).toMatch(/Status: "Serving 1 node \(0 provisional\) on .*; \d+ connections? open"/);
   });
 
@@ -154,7 +156,8 @@ describe('operator experience under a real systemd', () => {
     await waitFor('the detached daemon on 4400', async () => (await sh('epmd-ng names -p 4400')).code === 0);
     await waitFor('its start-up entry', async () => (await entriesOf('detached-journal.service', 'SYSLOG_IDENTIFIER=epmd-ng')).some((e) => e.MESSAGE?.startsWith('listening on')));
     const listening = (await entriesOf('detached-journal.service', 'SYSLOG_IDENTIFIER=epmd-ng')).find((e) => e.MESSAGE?.startsWith('listening on'))!;
-    expect(listening).toMatchObject({ _TRANSPORT: 'journal', PRIORITY: '6', EPMD_ADDRESSES: '127.0.0.1:4400, [::1]:4400' });
+    expect(listening).toMatchObject({ _TRANSPORT: 'journal', PRIORITY: '6', EPMD_ADDRESSES: '0.0.0.0:4400, [::]:4400' });
+    expect(listening.MESSAGE).toMatch(/^listening on port 4400 /);
     await ok('epmd-ng kill -p 4400');
   });
 
@@ -164,7 +167,7 @@ describe('operator experience under a real systemd', () => {
     await sh("printf '\\000\\000' > /dev/tcp/127.0.0.1/4401; sleep 0.3");
     await waitFor('its syslog lines', async () => (await entriesOf('detached-syslog.service', 'SYSLOG_IDENTIFIER=epmd-ng')).length >= 2);
     const lines = await entriesOf('detached-syslog.service', 'SYSLOG_IDENTIFIER=epmd-ng');
-    const listening = lines.find((e) => e.MESSAGE?.startsWith('listening on 127.0.0.1:4401, [::1]:4401'));
+    const listening = lines.find((e) => e.MESSAGE?.startsWith('listening on port 4401 '));
     expect(listening).toMatchObject({ _TRANSPORT: 'syslog', PRIORITY: '6', SYSLOG_FACILITY: '3' });
     expect(Number(listening!.SYSLOG_PID)).toBeGreaterThan(0);
     const violation = lines.find((e) => e.MESSAGE?.startsWith('invalid packet size'));
@@ -178,7 +181,7 @@ describe('operator experience under a real systemd', () => {
     await sh("printf '\\000\\000' > /dev/tcp/127.0.0.1/4402; sleep 0.3");
     await waitFor('its stderr lines', async () => (await entriesOf('fallback.service', '_TRANSPORT=stdout')).some((e) => e.MESSAGE?.startsWith('invalid packet size')));
     const lines = await entriesOf('fallback.service', '_TRANSPORT=stdout');
-    expect(lines.find((e) => e.MESSAGE?.startsWith('listening on 127.0.0.1:4402'))?.PRIORITY).toBe('6');
+    expect(lines.find((e) => e.MESSAGE?.startsWith('listening on port 4402 '))?.PRIORITY).toBe('6');
     expect(lines.find((e) => e.MESSAGE?.startsWith('invalid packet size'))?.PRIORITY).toBe('4');
     expect(lines.every((e) => !e.MESSAGE?.startsWith('{') && !e.MESSAGE?.startsWith('<'))).toBe(true);
     await ok('systemctl stop fallback.service');

@@ -9,7 +9,7 @@
 //   copyFileSync('dist/epmd-ng.mjs', path.join(shareDir(name), 'epmd-ng.mjs'));   // after booting
 //   const r = await execIn(name, ['node', '/host/epmd-ng.mjs', '--version']);
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import fs, { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,4 +170,15 @@ export function hostCgroupDirs(name: string): string[] {
   return ['/sys/fs/cgroup', '/sys/fs/cgroup/unified', '/sys/fs/cgroup/systemd']
     .map((d) => path.join(d, `sdh-${name}`))
     .filter((d) => existsSync(d));
+}
+
+/**
+ * Host PID of the container's init (its systemd), e.g. to move a network interface into the
+ * container's network namespace: the only child of the systemd-nspawn recorded by boot.sh.
+ */
+export function leaderPid(name: string): number {
+  const nspawn = fs.readFileSync(path.join(sdhHome, 'state', name, 'nspawn.pid'), 'utf8').split(' ')[0];
+  const children = fs.readFileSync(`/proc/${nspawn}/task/${nspawn}/children`, 'utf8').trim().split(/\s+/);
+  if (children.length !== 1 || !children[0]) throw new Error(`container ${name}: systemd-nspawn ${nspawn} has children "${children.join(' ')}"`);
+  return Number(children[0]);
 }

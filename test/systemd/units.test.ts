@@ -2,6 +2,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { THIS_HOST_ONLY_FD_NAME } from '../../src/server/listeners.js';
 import { repoRoot } from '../helpers/daemon.js';
 
 const unit = (f: string) => path.join(repoRoot, 'systemd', f);
@@ -14,11 +15,37 @@ describe('shipped unit files', () => {
     expect(score).toBeLessThanOrEqual(1.5);
   });
 
-  it('the socket listens on loopback only by default, as two explicit sockets', () => {
+  it('epmd-ng-filter.service holds CAP_NET_ADMIN alone, takes the socket\'s fds, and scores at most 1.5', () => {
+    const text = execFileSync('cat', [unit('epmd-ng-filter.service')], { encoding: 'utf8' });
+    for (const line of ['Type=oneshot', 'Sockets=epmd-ng.socket', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN', 'DynamicUser=yes']) {
+      expect(text).toMatch(new RegExp(`^${line}$`, 'm'));
+    }
+    expect(execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' })).toMatch(/^Wants=epmd-ng-filter\.service$/m);
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit('epmd-ng-filter.service')], { encoding: 'utf8' });
+    const score = Number(/Overall exposure level for epmd-ng-filter\.service: ([\d.]+)/.exec(r.stdout)?.[1]);
+    expect(score).toBeGreaterThan(0);
+    expect(score).toBeLessThanOrEqual(1.5);
+  });
+
+  it('the socket listens on every address, as two IPv6-only/IPv4 sockets named for this host only', () => {
     const text = execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' });
     const listens = text.split('\n').filter((l) => l.startsWith('ListenStream='));
-    expect(listens).toEqual(['ListenStream=127.0.0.1:4369', 'ListenStream=[::1]:4369']);
+    expect(listens).toEqual(['ListenStream=0.0.0.0:4369', 'ListenStream=[::]:4369']);
+    expect(text).toMatch(/^BindIPv6Only=ipv6-only$/m);
+    // The name is what makes the daemon attach its this-host-only filter (src/server/listeners.ts).
+    expect(text).toMatch(new RegExp(`^FileDescriptorName=${THIS_HOST_ONLY_FD_NAME}$`, 'm'));
     expect(text).toMatch(/^Alias=epmd\.socket$/m);
+  });
+
+  it('the remote drop-in resets ListenStream=, renames the sockets and shows an IPAddressAllow= example', () => {
+    const text = execFileSync('cat', [path.join(repoRoot, 'systemd/examples/epmd-ng-remote.conf')], { encoding: 'utf8' });
+    const lines = text.split('\n');
+    expect(lines.filter((l) => l.startsWith('ListenStream='))[0]).toBe('ListenStream=');
+    const name = /^FileDescriptorName=(.*)$/m.exec(text)?.[1];
+    expect(name).toBeDefined();
+    expect(name).not.toBe(THIS_HOST_ONLY_FD_NAME);
+    expect(text).toMatch(/^#IPAddressDeny=any$/m);
+    expect(text).toMatch(/^#IPAddressAllow=localhost /m);
   });
 
   it('the service is Type=notify, takes the epmd.service name, restarts, has a watchdog and no core dumps', () => {

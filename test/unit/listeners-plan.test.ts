@@ -1,13 +1,13 @@
 // planAddresses: which sockets to listen on (spec §12, Q7, G-E F7). Pure: nothing is bound here.
 import { describe, expect, it } from 'vitest';
-import { MAX_LISTEN_SOCKETS, planAddresses, type AddressPlan } from '../../src/server/listeners.js';
+import { MAX_LISTEN_SOCKETS, planAddresses, type AddressPlan, type ListenAddress } from '../../src/server/listeners.js';
 
 function hosts(plan: AddressPlan): string[] {
   expect(plan.ok, plan.ok ? '' : plan.message).toBe(true);
   return plan.ok ? plan.addresses.map((a) => a.host) : [];
 }
 
-function plan(list: string | undefined): { host: string; optional: boolean }[] {
+function plan(list: string | undefined): ListenAddress[] {
   const p = planAddresses(list);
   expect(p.ok, p.ok ? '' : p.message).toBe(true);
   return p.ok ? p.addresses : [];
@@ -20,29 +20,29 @@ function failure(list: string): string {
   return p && !p.ok ? p.message : '';
 }
 
-const LOOPBACK = [
-  { host: '127.0.0.1', optional: true },
-  { host: '::1', optional: true },
-];
+const implicit = (host: string): ListenAddress => ({ host, optional: true, thisHostOnly: false, freeBind: false });
+const listed = (host: string, freeBind = true): ListenAddress => ({ host, optional: false, thisHostOnly: false, freeBind });
+const LOOPBACK = [implicit('127.0.0.1'), implicit('::1')];
+const THIS_HOST = ['0.0.0.0', '::'].map((host) => ({ host, optional: true, thisHostOnly: true, freeBind: false }));
 
-describe('no address list (spec §12.1; documented deviation: loopback only)', () => {
-  it('undefined -> 127.0.0.1 and ::1, both optional (no IPv6 on lo is not fatal)', () => {
-    expect(plan(undefined)).toEqual(LOOPBACK);
+describe('no address list (spec §12.1; documented deviation: every local address, this host only)', () => {
+  it('undefined -> 0.0.0.0 and ::, both this host only and optional (a kernel without IPv6 is not fatal)', () => {
+    expect(plan(undefined)).toEqual(THIS_HOST);
   });
 
-  it('empty string -> the same', () => expect(plan('')).toEqual(LOOPBACK));
+  it('empty string -> the same', () => expect(plan('')).toEqual(THIS_HOST));
 
-  it('G-E F7: only separators ("   ,  ") -> the same', () => expect(plan('   ,  ')).toEqual(LOOPBACK));
+  it('G-E F7: only separators ("   ,  ") -> the same', () => expect(plan('   ,  ')).toEqual(THIS_HOST));
 
-  it('never the wildcard addresses by default', () => {
-    expect(hosts(planAddresses(undefined))).not.toContain('0.0.0.0');
-    expect(hosts(planAddresses(undefined))).not.toContain('::');
+  it('an explicit list is never this host only (OTP meaning: whoever reaches the addresses)', () => {
+    const p = plan('0.0.0.0,::');
+    expect(p.some((a) => a.thisHostOnly)).toBe(false);
   });
 });
 
 describe('address list (spec §12.2)', () => {
   it('G-E F7: "127.0.0.2" -> implicit loopback first, then 127.0.0.2 (other 127.x kept, required)', () => {
-    expect(plan('127.0.0.2')).toEqual([...LOOPBACK, { host: '127.0.0.2', optional: false }]);
+    expect(plan('127.0.0.2')).toEqual([...LOOPBACK, listed('127.0.0.2')]);
   });
 
   it('G-E F7: "127.0.0.1" alone -> just the two loopback sockets (token skipped)', () => {
@@ -57,6 +57,11 @@ describe('address list (spec §12.2)', () => {
     const p = plan('10.1.2.3,2001:db8::1');
     expect(p.filter((a) => a.optional).map((a) => a.host)).toEqual(['127.0.0.1', '::1']);
     expect(p.filter((a) => !a.optional).map((a) => a.host)).toEqual(['10.1.2.3', '2001:db8::1']);
+  });
+
+  it('listed addresses bind before they are configured (IP_FREEBIND); implicit loopback does not', () => {
+    const p = plan('10.1.2.3,2001:db8::1');
+    expect(p.filter((a) => a.freeBind).map((a) => a.host)).toEqual(['10.1.2.3', '2001:db8::1']);
   });
 
   it('commas, spaces and runs of both separate tokens; order is kept', () => {
@@ -115,17 +120,11 @@ describe('at most 16 sockets: 13 extra addresses (spec §12.2, G-E F7)', () => {
 
 describe('Q7: a wildcard covers loopback of its family (documented deviation; OTP exits 0 on the bind conflict)', () => {
   it('0.0.0.0 drops the implicit 127.0.0.1 but keeps ::1', () => {
-    expect(plan('0.0.0.0')).toEqual([
-      { host: '::1', optional: true },
-      { host: '0.0.0.0', optional: false },
-    ]);
+    expect(plan('0.0.0.0')).toEqual([implicit('::1'), listed('0.0.0.0', false)]);
   });
 
   it(':: drops the implicit ::1 but keeps 127.0.0.1', () => {
-    expect(plan('::')).toEqual([
-      { host: '127.0.0.1', optional: true },
-      { host: '::', optional: false },
-    ]);
+    expect(plan('::')).toEqual([implicit('127.0.0.1'), listed('::', false)]);
   });
 
   it('0.0.0.0 and :: together -> only the two wildcards', () => {

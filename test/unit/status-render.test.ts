@@ -16,7 +16,8 @@ function doc(over: Partial<StatusDocument> = {}): StatusDocument {
     startedAt: '2026-01-02T03:04:05.000Z',
     uptimeSeconds: 90061.5,
     port: 4369,
-    addresses: ['127.0.0.1:4369', '[::1]:4369'],
+    addresses: ['0.0.0.0:4369', '[::]:4369'],
+    reach: 'port 4369 for this host only (every local address)',
     activated: true,
     nodes: { active: 3, provisional: 1 },
     connections: { open: 5, max: 16384, accepted: 100, evictions: 2, refused: 1 },
@@ -34,7 +35,8 @@ describe('status text', () => {
     expect(renderText(doc())).toBe(
       [
         'epmd-ng 1.2.3, pid 42, up 1d 1h 1m 1s (since 2026-01-02T03:04:05.000Z)',
-        'listening:   127.0.0.1:4369, [::1]:4369 (sockets from systemd); reported port 4369',
+        'listening:   0.0.0.0:4369, [::]:4369 (sockets from systemd); reported port 4369',
+        'reach:       port 4369 for this host only (every local address)',
         'nodes:       3 active, 1 provisional',
         'connections: 5 open, cap 16384, 100 accepted, 2 evicted, 1 refused',
         'requests:    alive2 3, port-please2 50, names 0, dump 0, kill 0, stop 0, status 0',
@@ -59,7 +61,7 @@ describe('status text', () => {
       }),
     );
     expect(text).toContain('up 59s (since');
-    expect(text).toContain('listening:   127.0.0.1:4369, [::1]:4369; reported port 4369\n');
+    expect(text).toContain('listening:   0.0.0.0:4369, [::]:4369; reported port 4369\n');
     expect(text).toContain('violations:  none\n');
     expect(text).toContain('fd store:    off\n');
     expect(text).toContain('snapshot:    FAILED (EROFS: read-only file system) at 2026-01-03T00:00:00.000Z, 0 written, to /s/registry.json\n');

@@ -97,7 +97,7 @@ describe('loader', () => {
     fs.writeFileSync(bad, 'not an ELF file');
     process.env.EPMD_NG_NATIVE = bad;
     resetNativeForTests();
-    expect(() => loadNative()).toThrow(/^systemd notification support \(sd_native\.node\) is missing: loading .* failed/);
+    expect(() => loadNative()).toThrow(/^the native addon \(sd_native\.node: systemd notification, socket filter\) is missing: loading .* failed/);
     fs.rmSync(path.dirname(bad), { recursive: true });
   });
 });
