@@ -82,6 +82,8 @@ describe('operator experience under a real systemd', () => {
   it('an entry too large for a datagram reaches journald as a sealed memfd from an unprivileged sender', async () => {
     const size = 400_000;
     await ok(`systemd-run --wait --unit=large-entry -p DynamicUser=yes node /host/journal-large-entry.mjs ${size}`);
+    // journald may still be reading it.
+    await waitFor('the large entry', async () => (await entriesOf('large-entry.service', 'EPMD_EVENT=large-entry-test')).length > 0);
     const [entry] = await entriesOf('large-entry.service', 'EPMD_EVENT=large-entry-test');
     // (Compared piecewise: a failing match would print 400 kB.)
     expect(entry?._TRANSPORT).toBe('journal');

@@ -60,15 +60,20 @@ describe('epmd-ng under a real systemd', () => {
     const names = await sh('epmd -names');
     expect(names.code).toBe(0);
     expect(names.stdout).toBe('epmd: up and running on port 4369 with data:\n');
-    const s = await show('epmd-ng.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'ActiveEnterTimestampMonotonic', 'StatusText');
+    const s = await show('epmd-ng.service', 'ActiveState', 'StatusText');
     expect(s.ActiveState).toBe('active');
     expect(s.StatusText).toMatch(/^Serving 0 nodes \(0 provisional\) on port 4369 for this host only \(every local address\); \d+ connections? open$/);
-    // Type=notify: the unit became active after the daemon had its sockets up and said so.
+    // Type=notify: the unit became active after the daemon had its sockets up and said so. The
+    // entry's send time counts (_SOURCE_REALTIME_TIMESTAMP, the kernel's stamp on the native
+    // datagram), not when a busy journald got round to reading it (__MONOTONIC_TIMESTAMP).
     const listening = (await journal('epmd-ng.service')).find((e) => e.MESSAGE?.startsWith('listening on'));
-    expect(listening).toBeDefined();
-    const started = Number(s.ExecMainStartTimestampMonotonic);
-    const logged = Number(listening!.__MONOTONIC_TIMESTAMP);
-    const active = Number(s.ActiveEnterTimestampMonotonic);
+    expect(listening?._TRANSPORT).toBe('journal');
+    const usec = async (iface: string, prop: string) =>
+      Number((await ok(`busctl get-property org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/epmd_2dng_2eservice org.freedesktop.systemd1.${iface} ${prop}`)).split(' ')[1]);
+    const started = await usec('Service', 'ExecMainStartTimestamp');
+    const logged = Number(listening!._SOURCE_REALTIME_TIMESTAMP);
+    const active = await usec('Unit', 'ActiveEnterTimestamp');
+    expect(started).toBeGreaterThan(0);
     expect(started).toBeLessThan(logged);
     expect(logged).toBeLessThanOrEqual(active);
   });
