@@ -34,6 +34,8 @@ import { VERSION } from './version.js';
 /** When provisional entries are probed: first after OTP nodes' 2 s re-registration, then every 5 s. */
 const FIRST_PROBE_MS = 2500;
 const PROBE_INTERVAL_MS = 5000;
+/** How long an orderly stop waits for queries already accepted (a slow or idle client gets no more). */
+const STOP_DRAIN_MS = 500;
 
 /** How the daemon process should end: the caller maps this to process.exit. */
 export type DaemonExit = { code: number; message?: string };
@@ -229,10 +231,12 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     notify();
     keeper.stop();
     for (const listener of listeners) listener.server.close();
-    if (closeConnections) server.closeAll();
-    snapshots?.flush(produce);
-    snapshots?.close();
-    finish({ code: 0 });
+    void server.drainQueries(closeConnections ? 0 : STOP_DRAIN_MS).then(() => {
+      if (closeConnections) server.closeAll();
+      snapshots?.flush(produce);
+      snapshots?.close();
+      finish({ code: 0 });
+    });
   };
 
   const server = new EpmdServer(

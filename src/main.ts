@@ -75,7 +75,7 @@ function modernCli(): Command {
     .command('daemon')
     .description('run the daemon in the foreground (same as plain `epmd-ng`)')
     .addOption(portOption())
-    .option('-a, --address <list>', 'addresses to listen on, comma separated (default: loopback only)')
+    .option('-a, --address <list>', 'addresses to listen on, comma separated, open to other hosts (default: every local address, for this host only)')
     .option('--relaxed-command-check', 'allow KILL with live nodes and STOP')
     .option('--packet-timeout <seconds>', 'idle limit for query connections', (v) => parsePositive(v, 'packet timeout'))
     .option('--max-connections <n>', 'simultaneous connection cap (default: from the open-file limit)', (v) => String(parsePositive(v, 'connection cap')))

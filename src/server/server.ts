@@ -120,6 +120,17 @@ export class EpmdServer {
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
   }
 
+  /**
+   * Resolves once no connection is still reading or answering a query, or after `ms`: an orderly
+   * stop under systemd lets the queries it already accepted finish, since exiting would close
+   * them unanswered (new ones wait in the socket's backlog for the next process).
+   */
+  async drainQueries(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    const busy = () => [...this.connections].some((c) => c.phase === 'reading' || c.phase === 'replying');
+    while (busy() && Date.now() < deadline) await sleep(5);
+  }
+
   /** Closes every connection, registrations included (KILL, orderly exit). */
   closeAll(): void {
     for (const conn of this.connections) conn.socket.destroy();

@@ -76,7 +76,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(out).toContain("epmd-ng: stopping erlang-base's epmd.socket");
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       // The application was not stopped by the hand-over...
       expect(await show('app.service', 'ActiveState', 'InvocationID')).toEqual({ ActiveState: 'active', InvocationID: appInvocation });
       // ...and its node registers again, now with epmd-ng (OTP nodes reconnect within seconds).
@@ -103,7 +103,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       await waitNode('app');
       expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
       await ok('systemctl stop epmd.socket epmd.service && systemctl enable --now epmd-ng.service');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
       await ok('systemctl start app.service app2.service');
       await waitNode('app');
@@ -140,7 +140,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
     it('epmd-ng installs on its own and takes the epmd names', async () => {
       await ok(`cd /host && apt-get install -y ./${deb}`);
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
     });
 
     it('installing erlang-base afterwards leaves the names, the port and the enablement with epmd-ng', async () => {
@@ -150,7 +150,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
       expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       await ok('systemctl start epmd');
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
       await installApp('app3');
@@ -167,7 +167,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       console.log(`erlang-base upgrade with epmd-ng installed: ${out.match(/Killing epmd\.\.\. .*/)?.[0] ?? '(no kill)'}`);
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
-      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '127.0.0.1:4369,[::1]:4369');
+      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '0.0.0.0:4369,[::]:4369');
       await waitNode('app3', 30_000);
       expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
       console.log(`epmd-ng main PID ${before.MainPID} -> ${(await show('epmd-ng.service', 'MainPID')).MainPID}`);
@@ -180,7 +180,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
       expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
-      expect(await listening()).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       await ok(`dpkg -i /host/${erlangDeb}`);
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
     });

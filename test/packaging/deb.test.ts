@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pingByHostName } from '../systemd/container.js';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
 import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages } from './packages.js';
 
@@ -44,7 +45,7 @@ describe('the .deb under a real systemd', () => {
     expect((await sh('dpkg -s epmd-ng')).code).not.toBe(0);
   });
 
-  it('apt-get install ./epmd-ng_*.deb: enabled, and the socket listens on loopback 4369 only', async () => {
+  it('apt-get install ./epmd-ng_*.deb: enabled, and the socket listens on every address of 4369, for this host only', async () => {
     await ok(`cd /host && apt-get install -y ./${path.basename(pkgs.deb)}`);
     expect((await ok("dpkg-query -W -f '${Status} ${Version}' epmd-ng")).trim()).toBe(`install ok installed ${pkgs.version}`);
     expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
@@ -52,7 +53,7 @@ describe('the .deb under a real systemd', () => {
     // Socket activation: nothing has connected yet.
     expect((await sh('systemctl is-active epmd-ng.service')).stdout.trim()).toBe('inactive');
     const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
-    expect(listening.trim().split('\n')).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+    expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
     expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
     expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
     expect(await ok('cat /etc/default/epmd-ng')).toContain('#EPMD_NG_LOG_LEVEL=');
@@ -67,10 +68,13 @@ describe('the .deb under a real systemd', () => {
     expect((await ok('epmd -names')).trim()).toBe('epmd: up and running on port 4369 with data:');
   });
 
-  it('a real Erlang node registers; epmd -names and epmd-ng names --json list it', async () => {
+  it('a real Erlang node registers; epmd -names and epmd-ng names --json list it; another finds it by the host name (127.0.1.1)', async () => {
     await startNode('a');
     await waitNode('a');
     expect(await names()).toEqual(['a']);
+    // The root's /etc/hosts is Debian's stock one: the host name is 127.0.1.1.
+    expect((await ok('getent hosts "$(hostname)"')).trim().split(/\s+/)[0]).toBe('127.0.1.1');
+    expect((await ok(pingByHostName('a'))).trim()).toBe('pong');
     const json = JSON.parse(await ok('epmd-ng names --json')) as { port: number; nodes: { name: string; port: number }[] };
     expect(json.port).toBe(4369);
     expect(json.nodes.map((n) => n.name)).toEqual(['a']);

@@ -43,7 +43,7 @@ describe('the .rpm under a real systemd', () => {
     expect(r.stdout.trim()).toBe(`${rpmFile()}: digests OK`);
   });
 
-  it('rpm -i --nodeps runs the scriptlets: enabled, epmd.* aliases, the socket listens on loopback 4369', async () => {
+  it('rpm -i --nodeps runs the scriptlets: enabled, epmd.* aliases, the socket listens on every address of 4369', async () => {
     await ok(`rpm -i --nodeps ${rpmFile()}`);
     expect((await ok("rpm -q --qf '%{VERSION}' epmd-ng")).trim()).toBe(pkgs.version);
     expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
@@ -51,7 +51,7 @@ describe('the .rpm under a real systemd', () => {
     // The units come from the rpm (in /usr/lib/systemd/system; /lib is the same directory here).
     expect((await ok("rpm -qf --qf '%{NAME}' /usr/lib/systemd/system/epmd-ng.socket")).trim()).toBe('epmd-ng');
     const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
-    expect(listening.trim().split('\n')).toEqual(['127.0.0.1:4369', '[::1]:4369']);
+    expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
     expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
     expect(await ok('cat /etc/sysconfig/epmd-ng')).toContain('#EPMD_NG_MAX_CONNECTIONS=');
   });

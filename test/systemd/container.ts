@@ -47,3 +47,12 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   }
   throw new Error(`timed out waiting for ${what}`);
 }
+
+/**
+ * Shell command for the container: a fresh node looks `node` up by the container's host name, as
+ * `rabbitmqctl` or `bin/app remote` would (wherever /etc/hosts maps that name), and prints `pong`
+ * or `pang`.
+ */
+export function pingByHostName(node: string): string {
+  return `erl -sname p$RANDOM -start_epmd false -noshell -setcookie c -eval 'io:format("~p~n", [net_adm:ping(list_to_atom("${node}@" ++ "'"$(hostname)"'"))]), halt().'`;
+}

@@ -17,7 +17,8 @@ describe('shipped unit files', () => {
 
   it('epmd-ng-filter.service holds CAP_NET_ADMIN alone, takes the socket\'s fds, and scores at most 1.5', () => {
     const text = execFileSync('cat', [unit('epmd-ng-filter.service')], { encoding: 'utf8' });
-    for (const line of ['Type=oneshot', 'Sockets=epmd-ng.socket', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN', 'DynamicUser=yes']) {
+    // NonBlocking=yes: without it systemd makes the shared listening sockets blocking under the running daemon.
+    for (const line of ['Type=oneshot', 'Sockets=epmd-ng.socket', 'NonBlocking=yes', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN', 'DynamicUser=yes']) {
       expect(text).toMatch(new RegExp(`^${line}$`, 'm'));
     }
     expect(execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' })).toMatch(/^Wants=epmd-ng-filter\.service$/m);
