@@ -77,6 +77,32 @@ static int get_fd(napi_env env, napi_value v, const char *what) {
   return (int)d;
 }
 
+// The fd that `fn(fd, ...)` takes as its first argument; -1 after throwing a TypeError.
+static int fd_arg(napi_env env, size_t argc, napi_value *argv, const char *fn) {
+  char what[96];
+  if (argc < 1) {
+    snprintf(what, sizeof what, "%s: fd is required", fn);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  snprintf(what, sizeof what, "%s: fd must be a non-negative integer", fn);
+  return get_fd(env, argv[0], what);
+}
+
+// The boolean second argument of `fn(fd, on)`, `fallback` when it is left out (-1: required);
+// -1 after throwing a TypeError.
+static int bool_arg(napi_env env, size_t argc, napi_value *argv, const char *fn, int fallback) {
+  bool on = false;
+  if (argc < 2 && fallback >= 0) return fallback;
+  if (argc < 2 || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    char what[96];
+    snprintf(what, sizeof what, "%s: on must be a boolean", fn);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+    return -1;
+  }
+  return on;
+}
+
 // Returns a malloc'ed NUL-terminated copy of a JS string (length in *len), or NULL after throwing.
 static char *get_string(napi_env env, napi_value v, size_t *len, const char *what) {
   napi_valuetype t;
@@ -341,11 +367,8 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, b;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = argc >= 1 ? get_fd(env, argv[0], "sockInfo: fd must be a non-negative integer") : -1;
-  if (fd < 0) {
-    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sockInfo(fd): fd is required");
-    return NULL;
-  }
+  int fd = fd_arg(env, argc, argv, "sockInfo");
+  if (fd < 0) return NULL;
   int domain, type, protocol, accepting;
   if (getsockopt_int(fd, SO_DOMAIN, &domain) < 0) {
     if (errno == ENOTSOCK) {
@@ -373,17 +396,10 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
 static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  bool on = true;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = argc >= 1 ? get_fd(env, argv[0], "setCloexec: fd must be a non-negative integer") : -1;
-  if (fd < 0) {
-    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setCloexec(fd, on): fd is required");
-    return NULL;
-  }
-  if (argc >= 2 && napi_get_value_bool(env, argv[1], &on) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setCloexec: on must be a boolean");
-    return NULL;
-  }
+  int fd = fd_arg(env, argc, argv, "setCloexec");
+  int on = fd < 0 ? -1 : bool_arg(env, argc, argv, "setCloexec", 1);
+  if (on < 0) return NULL;
   int flags = fcntl(fd, F_GETFD);
   if (flags < 0 || fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC) < 0) {
     throw_errno(env, errno, "fcntl", NULL);
@@ -494,17 +510,10 @@ static int set_this_host_only(int fd, bool on) {
 static napi_value js_set_this_host_only(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  bool on = false;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = argc >= 1 ? get_fd(env, argv[0], "setThisHostOnly: fd must be a non-negative integer") : -1;
-  if (fd < 0) {
-    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setThisHostOnly(fd, on): fd is required");
-    return NULL;
-  }
-  if (argc < 2 || napi_get_value_bool(env, argv[1], &on) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "setThisHostOnly: on must be a boolean");
-    return NULL;
-  }
+  int fd = fd_arg(env, argc, argv, "setThisHostOnly");
+  int on = fd < 0 ? -1 : bool_arg(env, argc, argv, "setThisHostOnly", -1);
+  if (on < 0) return NULL;
   if (set_this_host_only(fd, on) < 0) throw_errno(env, errno, "setsockopt", on ? "SO_ATTACH_FILTER" : "SO_DETACH_FILTER");
   return NULL;
 }
@@ -523,11 +532,8 @@ static napi_value js_filter_state(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = argc >= 1 ? get_fd(env, argv[0], "filterState: fd must be a non-negative integer") : -1;
-  if (fd < 0) {
-    if (argc < 1) napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "filterState(fd): fd is required");
-    return NULL;
-  }
+  int fd = fd_arg(env, argc, argv, "filterState");
+  if (fd < 0) return NULL;
   enum { OURS = sizeof this_host_only / sizeof this_host_only[0] };
   struct sock_filter installed[OURS];
   socklen_t blocks = 0;  // in blocks, not bytes: 0 asks for the count only

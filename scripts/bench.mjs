@@ -1,13 +1,34 @@
-// npm run bench: how fast epmd-ng answers, and whether the cost of a request grows with the number
-// of registrations or of open connections (it must not: no scan of all connections per event).
-// Starts the built daemon (dist/epmd-ng.mjs) on a free loopback port; prints one table.
-import { spawn } from 'node:child_process';
+// npm run bench: epmd-ng side by side with OTP's epmd and with the floor (a bare Node.js server
+// that only answers ALIVE2 and PORT_PLEASE2, scripts/bench/floor.mjs), in one run, interleaved:
+// every workload runs on the three servers in turn, BENCH_ROUNDS times (default 3), and the
+// median is reported. The load comes from scripts/bench/loadgen.c (built here with cc; one epoll
+// loop per client thread), so the client is not what is measured. Server CPU per operation comes
+// from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
+// figures to .cache/bench-<time>.json. Every run is bounded in time and count.
+//
+// Environment: BENCH_ROUNDS, BENCH_SECONDS (per measurement, default 2), BENCH_NODE18=0 to skip
+// the start-up measurement on Debian's Node 18 in the nspawn root (done when run as root).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
-import { performance } from 'node:perf_hooks';
+import os from 'node:os';
+import path from 'node:path';
 
-const bundle = new URL('../dist/epmd-ng.mjs', import.meta.url).pathname;
-const LOOKUPS = Number(process.env.BENCH_LOOKUPS ?? 20000);
-const CONCURRENCY = 32;
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+const bundle = path.join(root, 'dist/epmd-ng.mjs');
+const floorScript = path.join(root, 'scripts/bench/floor.mjs');
+const cacheDir = path.join(root, '.cache');
+const loadgen = path.join(cacheDir, 'loadgen');
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString());
+const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString());
+const OTP_EPMD = '/usr/bin/epmd';
+const LONG_TIMEOUT = '3600'; // -packet_timeout: idle connections held by the benchmark stay open
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 function freePort() {
   return new Promise((resolve) => {
@@ -18,115 +39,314 @@ function freePort() {
   });
 }
 
-function frame(payload) {
-  const h = Buffer.alloc(2);
-  h.writeUInt16BE(payload.length);
-  return Buffer.concat([h, payload]);
-}
-
-function alive2(name, port) {
-  const n = Buffer.from(name);
-  const p = Buffer.alloc(13 + n.length);
-  p[0] = 120; p.writeUInt16BE(port, 1); p[3] = 77; p.writeUInt16BE(6, 5); p.writeUInt16BE(5, 7); p.writeUInt16BE(n.length, 9);
-  n.copy(p, 11);
-  return frame(p);
-}
-
-/**
- * One request on a fresh connection; resolves with the reply when the server closes. Each part of
- * the benchmark connects from its own loopback address: epmd closes first, so its side keeps every
- * connection in TIME_WAIT, and tens of thousands of connections from one address would start to
- * collide with them (SYN retransmits, refused connects) and measure the kernel, not epmd.
- */
-function request(port, bytes, localAddress) {
-  return new Promise((resolve, reject) => {
-    const chunks = [];
-    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(bytes));
-    s.on('data', (d) => chunks.push(d));
-    s.on('close', () => resolve(Buffer.concat(chunks)));
-    s.on('error', reject);
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => (s.destroy(), resolve(true)));
+    s.once('error', () => resolve(false));
   });
 }
 
-function register(port, name, nodePort) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.1.1' }, () => s.write(alive2(name, nodePort)));
-    s.once('data', (d) => (d[1] === 0 ? resolve(s) : reject(new Error(`registration of ${name} refused`))));
-    s.on('error', reject);
-  });
+function buildLoadgen() {
+  const source = path.join(root, 'scripts/bench/loadgen.c');
+  fs.mkdirSync(cacheDir, { recursive: true });
+  if (fs.existsSync(loadgen) && fs.statSync(loadgen).mtimeMs > fs.statSync(source).mtimeMs) return;
+  if (spawnSync('cc', ['--version']).error) {
+    if (process.getuid?.() !== 0) throw new Error('the load generator needs a C compiler: install gcc and libc6-dev (or run as root)');
+    execFileSync('bash', [path.join(root, 'scripts/ensure-packages.sh'), 'gcc', 'libc6-dev'], { stdio: 'inherit' });
+  }
+  execFileSync('cc', ['-O2', '-pthread', '-Wall', '-o', loadgen, source], { stdio: 'inherit' });
 }
 
-async function inBatches(count, make, batch = 500) {
-  const out = [];
-  for (let i = 0; i < count; i += batch) out.push(...(await Promise.all(Array.from({ length: Math.min(batch, count - i) }, (_, j) => make(i + j)))));
+function ensureOtpEpmd() {
+  if (fs.existsSync(OTP_EPMD)) return;
+  if (process.getuid?.() !== 0) throw new Error(`${OTP_EPMD} is missing: install erlang-base (scripts/ensure-packages.sh erlang-base, as root)`);
+  execFileSync('bash', [path.join(root, 'scripts/ensure-packages.sh'), 'erlang-base'], { stdio: 'inherit' });
+}
+
+/** Each measurement connects from addresses of its own (see loadgen.c): 127.<a>.<b>.0/24. */
+let nextSubnet = 0;
+function sourceRange() {
+  const n = nextSubnet++;
+  return `127.${100 + Math.floor(n / 256)}.${n % 256}.0`;
+}
+
+function run(mode, args) {
+  const out = execFileSync(loadgen, [mode, ...Object.entries(args).map(([k, v]) => `${k}=${v}`)], { timeout: 120_000 }).toString();
+  return JSON.parse(out.trim().split('\n').pop());
+}
+
+function cpuTicks(pid) {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function rssBytes(pid) {
+  return Number(fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ')[1]) * PAGE;
+}
+
+class Server {
+  constructor(name, command, env = {}, stderr = 'inherit') {
+    this.name = name;
+    this.command = command;
+    this.env = env;
+    this.stderr = stderr;
+  }
+
+  async start() {
+    this.port = await freePort();
+    const [cmd, ...args] = this.command(this.port);
+    this.proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', this.stderr], env: { ...process.env, ...this.env } });
+    for (let i = 0; i < 400 && !(await canConnect(this.port)); i++) await sleep(10);
+    await sleep(300);
+    this.pid = this.proc.pid;
+    return this;
+  }
+
+  async stop() {
+    const gone = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill('SIGKILL');
+    await gone;
+  }
+
+  /** A loadgen run against this server, with the server's CPU time over it. */
+  measure(mode, args) {
+    const before = cpuTicks(this.pid);
+    const result = run(mode, { port: this.port, src: sourceRange(), seconds: SECONDS, ...args });
+    const ticks = cpuTicks(this.pid) - before;
+    if (result.errors > result.ops / 100) throw new Error(`${this.name}: ${mode} ${JSON.stringify(args)}: ${JSON.stringify(result)}`);
+    return { ...result, rate: result.ops / result.seconds, cpuUsPerOp: result.ops ? (ticks / TICKS) * 1e6 / result.ops : NaN };
+  }
+
+  /** Holds `regs` registrations (node<first>…) and `idle` idle connections until release(). */
+  async hold(regs, idle = 0, first = 0) {
+    const child = spawn(loadgen, ['hold', `port=${this.port}`, `src=${sourceRange()}`, `regs=${regs}`, `idle=${idle}`, `first=${first}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const line = await new Promise((resolve, reject) => {
+      child.stdout.once('data', (d) => resolve(JSON.parse(d.toString())));
+      child.once('exit', (code) => reject(new Error(`hold exited with ${code}`)));
+    });
+    if (line.failed > 0) throw new Error(`${this.name}: ${line.failed} of ${regs + idle} held connections failed`);
+    await sleep(500);
+    return {
+      release: async () => {
+        const gone = new Promise((r) => child.once('exit', r));
+        child.stdin.end();
+        await gone;
+        await sleep(500);
+      },
+    };
+  }
+}
+
+const node = process.execPath;
+// OTP's epmd logs every connection that closes without a request (the benchmark's probes): quiet.
+const otp = () => new Server("OTP's epmd", (port) => [OTP_EPMD, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {}, 'ignore');
+// The bundle runs as installed: as an executable, with the node flags of its first line.
+const ng = () =>
+  new Server('epmd-ng', (port) => [bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {
+    EPMD_NG_LOG_LEVEL: 'warn',
+    EPMD_NG_MAX_CONNECTIONS: '19000',
+  });
+const floor = () => new Server('floor', (port) => [node, floorScript, String(port)]);
+
+const median = (xs) => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
+};
+
+/** Runs `fn(server)` ROUNDS times on each server, rotating who goes first; medians per field. */
+function interleaved(servers, fn) {
+  const runs = new Map(servers.map((s) => [s, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (let i = 0; i < servers.length; i++) {
+      const s = servers[(i + r) % servers.length];
+      runs.get(s).push(fn(s));
+    }
+  }
+  const out = new Map();
+  for (const [s, rs] of runs) out.set(s, Object.fromEntries(Object.keys(rs[0]).map((k) => [k, median(rs.map((x) => x[k]))])));
   return out;
 }
 
-async function lookups(port, names, localAddress) {
-  const latencies = [];
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < LOOKUPS) {
-      const name = names[next++ % names.length];
-      const t = performance.now();
-      const reply = await request(port, frame(Buffer.from(`z${name}`)), localAddress);
-      if (reply[0] !== 119 || reply[1] !== 0) throw new Error(`lookup of ${name} failed`);
-      latencies.push(performance.now() - t);
-    }
-  }));
-  const seconds = (performance.now() - start) / 1000;
-  latencies.sort((a, b) => a - b);
-  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))].toFixed(2);
-  return { rate: Math.round(LOOKUPS / seconds), p50: pct(0.5), p99: pct(0.99) };
-}
+const lookups = (names, conc, threads = 2) => ({ threads, conc, max: 2_000_000, lookup: `node:${names}`, expect: '7700' });
+const namesRequest = (port) => ({ threads: 2, conc: 16, max: 200_000, req: '00016e', expect: port.toString(16).padStart(8, '0') });
 
-/**
- * Registrations and idle connections are held by a separate process, so that the lookups measured
- * here do not share an event loop with 15,000 sockets of the benchmark's own.
- */
-async function holder(port) {
-  const [regs, idleCount] = process.argv.slice(4).map(Number);
-  const t = performance.now();
-  await inBatches(regs, (i) => register(port, `node${i}`, 20000 + (i % 40000)));
-  const registerRate = Math.round(regs / ((performance.now() - t) / 1000));
-  await inBatches(idleCount, () => new Promise((r, j) => { const s = net.connect({ port, host: '127.0.0.1', localAddress: '127.0.1.2' }, () => r(s)); s.on('error', j); }));
-  process.stdout.write(`${JSON.stringify({ registerRate })}\n`);
-  setInterval(() => {}, 1 << 30);
-}
-
-function hold(port, regs, idleCount) {
-  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, 'hold', String(port), String(regs), String(idleCount)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve) => child.stdout.once('data', (d) => resolve({ child, ...JSON.parse(d.toString()) })));
-}
-
-if (process.argv[2] === 'hold') {
-  await holder(Number(process.argv[3]));
-} else {
-  const port = await freePort();
-  const daemon = spawn(process.execPath, [bundle, '-port', String(port)], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, EPMD_NG_LOG_LEVEL: 'warn', EPMD_NG_MAX_CONNECTIONS: '30000' } });
-  for (let i = 0; i < 200; i++) {
-    if (await new Promise((r) => net.connect(port, '127.0.0.1').on('connect', function () { this.destroy(); r(true); }).on('error', () => r(false)))) break;
-    await new Promise((r) => setTimeout(r, 25));
+function startup(server, extraEnv = {}) {
+  const samples = [];
+  for (let i = 0; i < 5; i++) {
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const cmd = server.command(port);
+    const notify = server.name === 'epmd-ng' ? 1 : 0;
+    const r = spawnSync(loadgen, ['startup', `port=${port}`, `notify=${notify}`, '--', ...cmd], { env: { ...process.env, ...server.env, ...extraEnv }, timeout: 30_000 });
+    const line = JSON.parse(r.stdout.toString().trim());
+    if (line.listen_us >= 0) samples.push(line);
   }
-  const rows = [];
-  const small = await hold(port, 10, 0);
-  rows.push({ scenario: '10 registrations', ...(await lookups(port, ['node0', 'node9'], '127.0.2.1')) });
-  small.child.kill();
-  await new Promise((r) => setTimeout(r, 300));
-
-  const large = await hold(port, 10000, 0);
-  rows.push({ scenario: '10,000 registrations', ...(await lookups(port, ['node0', 'node9999', 'node5000'], '127.0.2.2')) });
-  const t = performance.now();
-  const names = await request(port, frame(Buffer.from('n')), '127.0.2.3');
-  const namesMs = (performance.now() - t).toFixed(1);
-  const idle = await hold(port, 0, 5000);
-  rows.push({ scenario: '10,000 registrations + 5,000 idle connections', ...(await lookups(port, ['node0', 'node9999'], '127.0.2.4')) });
-
-  console.log(`epmd-ng benchmark (node ${process.version}, ${LOOKUPS} PORT_PLEASE2 lookups per row, ${CONCURRENCY} in flight, one connection each)`);
-  console.table(rows.map((r) => ({ scenario: r.scenario, 'lookups/s': r.rate, 'p50 ms': r.p50, 'p99 ms': r.p99 })));
-  console.log(`registrations: ${large.registerRate}/s (ALIVE2, 500 in flight); NAMES with 10,000 nodes: ${names.length} bytes in ${namesMs} ms`);
-  large.child.kill();
-  idle.child.kill();
-  daemon.kill('SIGTERM');
+  return { listenMs: median(samples.map((s) => s.listen_us / 1000)), readyMs: median(samples.map((s) => (s.ready_us >= 0 ? s.ready_us / 1000 : NaN))) };
 }
+
+/** The node flags of the bundle's first line (`#!/usr/bin/env -S node FLAGS`). */
+function nodeFlags() {
+  return fs.readFileSync(bundle, 'utf8').split('\n', 1)[0].split(' ').slice(3);
+}
+
+/** exec → READY=1 on Debian's Node 18, inside the nspawn root of the systemd tests. */
+function startupOnNode18() {
+  if (process.env.BENCH_NODE18 === '0' || process.getuid?.() !== 0) return undefined;
+  const sdh = path.join(root, 'scripts/sdh');
+  const env = { ...process.env, SDH_NAME: `bench${process.pid}` };
+  const boot = spawnSync('bash', [path.join(sdh, 'boot.sh')], { env, stdio: ['ignore', 'ignore', 'inherit'], timeout: 20 * 60_000 });
+  if (boot.status !== 0) return { error: 'could not boot the nspawn root' };
+  try {
+    const share = path.join(process.env.SDH_HOME || '/var/cache/epmd-ng-sdh', 'share', env.SDH_NAME);
+    fs.copyFileSync(bundle, path.join(share, 'epmd-ng.mjs'));
+    fs.copyFileSync(loadgen, path.join(share, 'loadgen'));
+    fs.copyFileSync(path.join(root, 'build/sd_native.node'), path.join(share, 'sd_native.node'));
+    fs.copyFileSync(floorScript, path.join(share, 'floor.mjs'));
+    const exec = (...cmd) => spawnSync('bash', [path.join(sdh, 'exec.sh'), ...cmd], { env, timeout: 60_000 }).stdout.toString().trim();
+    const version = exec('/usr/bin/node', '--version');
+    const samples = [];
+    for (let i = 0; i < 7; i++) {
+      const line = exec('env', 'EPMD_NG_LOG_LEVEL=warn', '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', ...nodeFlags(), '/host/epmd-ng.mjs', '-port', '4369');
+      samples.push(JSON.parse(line.split('\n').pop()));
+    }
+    const floorSamples = [];
+    for (let i = 0; i < 7; i++) floorSamples.push(JSON.parse(exec('/host/loadgen', 'startup', 'port=4369', 'notify=0', '--', '/usr/bin/node', '/host/floor.mjs', '4369').split('\n').pop()));
+    return {
+      version,
+      listenMs: median(samples.map((s) => s.listen_us / 1000)),
+      readyMs: median(samples.map((s) => s.ready_us / 1000)),
+      floorListenMs: median(floorSamples.map((s) => s.listen_us / 1000)),
+    };
+  } finally {
+    spawnSync('bash', [path.join(sdh, 'stop.sh')], { env, stdio: 'ignore', timeout: 120_000 });
+  }
+}
+
+/** RSS of a fresh server: idle, then holding 1,000 and (where it can) 15,000 registrations. */
+async function memory(make, big) {
+  const s = await make().start();
+  try {
+    const idle = rssBytes(s.pid);
+    const small = await s.hold(1000);
+    const at1000 = rssBytes(s.pid);
+    let at15000 = NaN;
+    if (big) {
+      const more = await s.hold(14000, 0, 1000);
+      at15000 = rssBytes(s.pid);
+      await more.release();
+    }
+    await small.release();
+    return { idleMB: idle / 2 ** 20, perReg1000KB: (at1000 - idle) / 1000 / 1024, perReg15000KB: (at15000 - idle) / 15000 / 1024 };
+  } finally {
+    await s.stop();
+  }
+}
+
+function bareNodeRss() {
+  return new Promise((resolve) => {
+    const child = spawn(node, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
+    setTimeout(() => {
+      const rss = rssBytes(child.pid);
+      child.kill('SIGKILL');
+      resolve(rss / 2 ** 20);
+    }, 800);
+  });
+}
+
+const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
+const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
+
+async function main() {
+  ensureOtpEpmd();
+  buildLoadgen();
+  if (!fs.existsSync(bundle)) throw new Error('dist/epmd-ng.mjs is missing: npm run build');
+  const started = Date.now();
+  const rows = [];
+  const add = (workload, results, field, digits, better = 'higher') => rows.push({ workload, results, field, digits, better });
+
+  const bareMB = await bareNodeRss();
+  const mem = { otp: await memory(otp, false), ng: await memory(ng, true), floor: await memory(floor, true) };
+
+  const O = await otp().start();
+  const N = await ng().start();
+  const F = await floor().start();
+  const all = [O, N, F];
+  const byName = (m) => ({ otp: m.get(O), ng: m.get(N), floor: m.get(F) });
+  try {
+    let holds = await Promise.all(all.map((s) => s.hold(1)));
+    const one = byName(interleaved(all, (s) => s.measure('req', lookups(1, 1, 1))));
+    add('lookup, 1 client: lookups/s', one, 'rate', 0);
+    add('lookup, 1 client: p50 µs', one, 'p50_us', 0, 'lower');
+    for (const conc of [16, 64]) {
+      const r = byName(interleaved(all, (s) => s.measure('req', lookups(1, conc))));
+      add(`lookup, ${conc} clients: lookups/s`, r, 'rate', 0);
+      add(`lookup, ${conc} clients: p50 µs`, r, 'p50_us', 0, 'lower');
+      add(`lookup, ${conc} clients: p99 µs`, r, 'p99_us', 0, 'lower');
+      add(`lookup, ${conc} clients: server CPU µs/lookup`, r, 'cpuUsPerOp', 1, 'lower');
+    }
+    const churn = byName(interleaved(all, (s) => s.measure('churn', { threads: 2, conc: 16, max: 2_000_000 })));
+    add('register churn (ALIVE2 + close), 16 clients: /s', churn, 'rate', 0);
+    add('register churn: server CPU µs/op', churn, 'cpuUsPerOp', 1, 'lower');
+    await Promise.all(holds.map((h) => h.release()));
+
+    holds = await Promise.all(all.map((s) => s.hold(1000)));
+    const reg1000 = byName(interleaved(all, (s) => s.measure('req', lookups(1000, 16))));
+    add('lookups, 1,000 registered nodes, 16 clients: /s', reg1000, 'rate', 0);
+    const names1000 = byName(interleaved([O, N], (s) => s.measure('req', { ...namesRequest(s.port), minlen: 20_000 })));
+    add('NAMES with 1,000 nodes, 16 clients: /s', names1000, 'rate', 0);
+    await Promise.all(holds.map((h) => h.release()));
+
+    holds = await Promise.all(all.map((s) => s.hold(1, 1000)));
+    const idle1000 = byName(interleaved(all, (s) => s.measure('req', lookups(1, 16))));
+    add('lookups, 1,000 idle connections, 16 clients: /s', idle1000, 'rate', 0);
+    await Promise.all(holds.map((h) => h.release()));
+
+    // epmd-ng only: OTP's epmd holds at most 1,019 connections, the floor has no NAMES.
+    const big = await N.hold(10000);
+    const names10000 = byName(interleaved([N], (s) => s.measure('req', { ...namesRequest(s.port), minlen: 200_000 })));
+    add('NAMES with 10,000 nodes, 16 clients: /s', names10000, 'rate', 1);
+    // No stalls: one client keeps looking up node0 while 1,000 NAMES requests arrive at once.
+    const probe = spawn(loadgen, ['req', `port=${N.port}`, `src=${sourceRange()}`, 'threads=1', 'conc=1', 'seconds=4', 'max=1000000', 'lookup=node:1', 'expect=7700']);
+    let probeOut = '';
+    probe.stdout.on('data', (d) => (probeOut += d));
+    const probeDone = new Promise((r) => probe.once('exit', r));
+    await sleep(1000);
+    const burst = run('req', { port: N.port, src: sourceRange(), threads: 2, conc: 1000, max: 1000, seconds: 30, req: '00016e', expect: N.port.toString(16).padStart(8, '0'), minlen: 200_000 });
+    await probeDone;
+    const stall = { burst, lookup: JSON.parse(probeOut.trim()) };
+    await big.release();
+
+    const startupOf = { otp: startup(O), ng: startup(N), floor: startup(F) };
+    const node18 = startupOnNode18();
+
+    const names = { otp: "OTP's epmd", ng: 'epmd-ng', floor: 'floor' };
+    console.log(`\nepmd-ng benchmark: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}; ${ROUNDS} interleaved rounds of ${SECONDS} s, medians\n`);
+    console.log(`| workload | OTP's epmd | epmd-ng | floor | epmd-ng / OTP | floor / OTP | epmd-ng / floor |`);
+    console.log(`|---|---|---|---|---|---|---|`);
+    for (const r of rows) {
+      const v = Object.fromEntries(Object.keys(names).map((k) => [k, r.results[k]?.[r.field]]));
+      console.log(`| ${r.workload} | ${fmt(v.otp, r.digits)} | ${fmt(v.ng, r.digits)} | ${fmt(v.floor, r.digits)} | ${ratio(v.ng, v.otp)} | ${ratio(v.floor, v.otp)} | ${ratio(v.ng, v.floor)} |`);
+    }
+    console.log(`| RSS idle, MB (bare \`node\`: ${fmt(bareMB, 1)}) | ${fmt(mem.otp.idleMB, 1)} | ${fmt(mem.ng.idleMB, 1)} | ${fmt(mem.floor.idleMB, 1)} | | | |`);
+    console.log(`| RSS per held registration at 1,000, KB | ${fmt(mem.otp.perReg1000KB, 2)} | ${fmt(mem.ng.perReg1000KB, 2)} | ${fmt(mem.floor.perReg1000KB, 2)} | | | |`);
+    console.log(`| RSS per held registration at 15,000, KB | – | ${fmt(mem.ng.perReg15000KB, 2)} | ${fmt(mem.floor.perReg15000KB, 2)} | | | |`);
+    console.log(`| start-up: exec → listening, ms | ${fmt(startupOf.otp.listenMs, 1)} | ${fmt(startupOf.ng.listenMs, 1)} | ${fmt(startupOf.floor.listenMs, 1)} | ${ratio(startupOf.ng.listenMs, startupOf.otp.listenMs)} | ${ratio(startupOf.floor.listenMs, startupOf.otp.listenMs)} | ${ratio(startupOf.ng.listenMs, startupOf.floor.listenMs)} |`);
+    console.log(`| start-up: exec → READY=1, ms (Node ${process.version}) | – | ${fmt(startupOf.ng.readyMs, 1)} | – | | | |`);
+    if (node18 && !node18.error) {
+      console.log(`| start-up on Debian's Node ${node18.version} (nspawn root): exec → listening, ms | – | ${fmt(node18.listenMs, 1)} | ${fmt(node18.floorListenMs, 1)} | | | ${ratio(node18.listenMs, node18.floorListenMs)} |`);
+      console.log(`| start-up on Debian's Node ${node18.version} (nspawn root): exec → READY=1, ms | – | ${fmt(node18.readyMs, 1)} | – | | | |`);
+    }
+    else if (node18?.error) console.log(`(Node 18 start-up not measured: ${node18.error})`);
+    console.log(
+      `\nNo stalls: while 1,000 NAMES requests for 10,000 nodes were served (${fmt(burst.ops)} replies of ≥ 200 kB in ${fmt(burst.seconds, 2)} s), ` +
+        `${fmt(stall.lookup.ops)} lookups from one client: slowest ${fmt(stall.lookup.max_us / 1000, 1)} ms, p99 ${fmt(stall.lookup.p99_us / 1000, 2)} ms.`,
+    );
+    const file = path.join(cacheDir, `bench-${new Date(started).toISOString().replace(/[:.]/g, '-')}.json`);
+    fs.writeFileSync(file, JSON.stringify({ machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version }, rows, mem, bareMB, startup: startupOf, node18, stall }, null, 1));
+    console.log(`raw figures: ${path.relative(root, file)}; ${Math.round((Date.now() - started) / 1000)} s`);
+  } finally {
+    await Promise.all(all.map((s) => s.stop()));
+  }
+}
+
+await main();

@@ -14,8 +14,10 @@ await build({
   target: 'node18',
   format: 'esm',
   banner: {
-    // Bundled CommonJS dependencies (pino) call require(); give the ESM bundle one.
-    js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+    // A young generation of 1 MB instead of V8's default 16 MB: each held registration then costs
+    // about 3 KB of RSS instead of 5 (README, Performance). Bundled CommonJS dependencies (pino)
+    // call require(); give the ESM bundle one.
+    js: "#!/usr/bin/env -S node --max-semi-space-size=1\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
   },
   define: { __EPMD_NG_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { runClientCommand, runJsonQuery, type ClientOutcome } from './cli/client.js';
 import { runStatus, type StatusOutput } from './cli/status.js';
 import { OTP_USAGE, parseOtpArgs, type ClientCommand, type DaemonFlags } from './cli/otp-args.js';
@@ -41,7 +41,7 @@ async function daemon(flags: DaemonFlags, argv: readonly string[]): Promise<void
     daemonize(argv);
     process.exit(0);
   }
-  const log = createLogger((config.logLevel as Level | undefined) ?? levelForDebug(config.debug), config.logFormat);
+  const log = await createLogger((config.logLevel as Level | undefined) ?? levelForDebug(config.debug), config.logFormat);
   const exit = await runDaemon(config, log);
   if (exit.message) log.error(exit.message);
   process.exit(exit.code);
@@ -58,7 +58,9 @@ function parsePortOption(value: string): number {
   return n;
 }
 
-function modernCli(): Command {
+/** The word-style commands; commander is loaded only for them, not for OTP syntax or the daemon. */
+async function modernCli(): Promise<Command> {
+  const { Command, Option } = await import('commander');
   const program = new Command('epmd-ng')
     .description(
       'Erlang Port Mapper Daemon, byte-compatible with OTP epmd.\n' +
@@ -148,7 +150,7 @@ function parsePositive(value: string, what: string): number {
 
 async function main(argv: string[]): Promise<void> {
   if (!isOtpSyntax(argv)) {
-    await modernCli().parseAsync(argv, { from: 'user' });
+    await (await modernCli()).parseAsync(argv, { from: 'user' });
     return;
   }
   const parsed = parseOtpArgs(argv);

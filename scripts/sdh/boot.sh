@@ -43,21 +43,11 @@ if [[ $SDH_SHARE == "$SDH_SHARE_DEFAULT" ]]; then
 fi
 mkdir -p "$SDH_SHARE"
 
-mapfile -t cgdirs < <(sdh_cgroup_dirs)
-((${#cgdirs[@]})) || sdh_die "no cgroup2 or name=systemd cgroup hierarchy mounted on the host"
-for d in "${cgdirs[@]}"; do mkdir -p "$d"; done
-
 # Both --register=no and --keep-unit are needed without a host systemd/machined (otherwise
-# nspawn fails with "Failed to open system bus"). The subshell moves itself into the container's
-# own cgroups before it becomes nspawn, so nspawn's payload/supervisor cgroups are created there.
+# nspawn fails with "Failed to open system bus").
 (
   exec 8>&- 9>&-
-  for d in "${cgdirs[@]}"; do echo "$BASHPID" >"$d/cgroup.procs"; done
-  if [[ $SDH_UNIFIED == 1 ]]; then
-    export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
-  else
-    unset SYSTEMD_NSPAWN_UNIFIED_HIERARCHY
-  fi
+  sdh_enter_cgroups
   exec setsid systemd-nspawn --quiet --register=no --keep-unit --boot \
     --machine="$SDH_NAME" --directory="$root" --volatile=overlay \
     --link-journal=no --resolv-conf=off --timezone=off --console=read-only --setenv=SYSTEMD_COLORS=0 \

@@ -5,6 +5,7 @@
 # flock). Also prunes roots of older recipes that no container is using.
 #
 # Usage: [SDH_PACKAGES=...] build-root.sh        (settings: see lib.sh)
+#        build-root.sh --fresh                   the fresh root instead (sdh_fresh_root_dir; fresh.sh)
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 # mmdebstrap's customize hook calls back into this script (see sdh_mmdebstrap in lib.sh).
@@ -65,10 +66,11 @@ remove_root() {
 
 # Removes leftovers of interrupted builds, roots of other recipes, and all but the most recently
 # used SDH_KEEP_VARIANTS roots of the current recipe. Never a root a running container uses.
+# $1 is the current root, $2 the path prefix of its kind ($SDH_ROOTS/bookworm-, .../fresh-bookworm-).
 # The caller holds the build lock exclusively, so no build or boot is half-way.
 prune_roots() {
-  local current=$1 recipe live d key stamp kept=0
-  recipe=${current##*/"$SDH_SUITE"-}
+  local current=$1 prefix=$2 recipe live d key stamp kept=0
+  recipe=${current#"$prefix"}
   recipe=${recipe%-*}
   live=$(sdh_live_roots)
   for d in "$SDH_ROOTS"/.build-*; do
@@ -80,12 +82,12 @@ prune_roots() {
     if grep -qxF -- "$d" <<<"$live"; then
       continue
     fi
-    key=${d##*/"$SDH_SUITE"-}
+    key=${d#"$prefix"}
     if [[ ${key%-*} == "$recipe" ]] && ((++kept < SDH_KEEP_VARIANTS)); then
       continue
     fi
     remove_root "$d"
-  done < <(for d in "$SDH_ROOTS/$SDH_SUITE"-*; do
+  done < <(for d in "$prefix"*; do
     [[ -d $d ]] || continue
     stamp=$(stamp_of "$d")
     [[ -e $stamp ]] || stamp=$d
@@ -93,13 +95,16 @@ prune_roots() {
   done | sort -rn | cut -d' ' -f2-)
 }
 
+# build_root ROOT WHAT CMD...: builds ROOT with CMD, which is given the temporary directory to
+# build in as its first argument; WHAT describes the content for the log.
 build_root() {
-  local root=$1 key=$2 tmp t0
-  tmp=$SDH_ROOTS/.build-$key-$$
+  local root=$1 what=$2 tmp t0
+  shift 2
+  tmp=$SDH_ROOTS/.build-${root##*/}-$$
   mkdir -p "$SDH_ROOTS"
   t0=$(sdh_clock)
-  sdh_log "building the root $root (packages: $(sdh_packages | paste -sd' ' -); sources: $(sdh_sources | paste -sd';' -))"
-  if ! sdh_mmdebstrap "$tmp" "$key" >&2 || ! sdh_finish_root "$tmp"; then
+  sdh_log "building the root $root ($what; sources: $(sdh_sources | paste -sd';' -))"
+  if ! "$1" "$tmp" "${@:2}" >&2 || ! sdh_finish_root "$tmp"; then
     [[ -d $tmp ]] && remove_root "$tmp"
     sdh_die "building the root failed (see mmdebstrap's output above)"
   fi
@@ -108,24 +113,33 @@ build_root() {
 }
 
 main() {
-  local key root
+  local key root prefix
+  local -a build
   if [[ -n $(missing_host_packages) ]]; then
     sdh_lock_build || sdh_die "timed out waiting for the build lock"
     install_host_tools
     sdh_unlock_build
   fi
-  key=$(sdh_cache_key)
-  root=$(sdh_root_dir "$key")
+  if [[ ${1:-} == --fresh ]]; then
+    root=$(sdh_fresh_root_dir)
+    prefix=$SDH_ROOTS/fresh-$SDH_SUITE-
+    build=("minbase only" sdh_debootstrap)
+  else
+    key=$(sdh_cache_key)
+    root=$(sdh_root_dir "$key")
+    prefix=$SDH_ROOTS/$SDH_SUITE-
+    build=("packages: $(sdh_packages | paste -sd' ' -)" sdh_mmdebstrap "$key")
+  fi
   if [[ -d $root ]]; then
     # Cached. Prune opportunistically, but never wait for a running build to do so.
     if sdh_lock_build -n; then
-      prune_roots "$root"
+      prune_roots "$root" "$prefix"
       sdh_unlock_build
     fi
   else
     sdh_lock_build || sdh_die "timed out waiting for the build lock"
-    [[ -d $root ]] || build_root "$root" "$key"
-    prune_roots "$root"
+    [[ -d $root ]] || build_root "$root" "${build[@]}"
+    prune_roots "$root" "$prefix"
     sdh_unlock_build
   fi
   echo "$root"

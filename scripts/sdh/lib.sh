@@ -101,44 +101,65 @@ sdh_sources() {
   fi
 }
 
-# Cache key 'RECIPE-PACKAGES': RECIPE hashes everything that decides the root's content except
-# the extra packages (recipe version, suite, base packages, apt sources, and the recipe functions
-# below as bash prints them with `declare -f`, so comments and formatting do not count); PACKAGES
-# hashes the full package list. Roots of another RECIPE are stale and get pruned; roots of the
-# same RECIPE with other SDH_PACKAGES are variants in use by other tests, and a few are kept.
-sdh_cache_key() {
-  local src recipe pkgs
+# Hash of what decides a root's content apart from its package list: recipe version, suite,
+# architecture, apt sources, the line $1, and the recipe functions named after it as bash prints
+# them with `declare -f` (so comments and formatting do not count).
+sdh_recipe_hash() {
+  local src
   src=$(sdh_sources)
-  recipe=$({
+  {
     echo "recipe=$SDH_RECIPE_VERSION suite=$SDH_SUITE arch=$(dpkg --print-architecture)"
-    echo "base=$SDH_BASE_PACKAGES node=$SDH_NODE_MAJOR"
+    echo "$1"
     echo "$src"
     if [[ -f $src ]]; then grep -v '^[[:space:]]*#' "$src"; fi
-    declare -f sdh_mmdebstrap sdh_customize_root sdh_finish_root
-  } | sha256sum | cut -c1-12)
+    declare -f "${@:2}"
+  } | sha256sum | cut -c1-12
+}
+
+# Cache key 'RECIPE-PACKAGES': RECIPE hashes everything that decides the root's content except
+# the extra packages (sdh_recipe_hash with the base packages and the recipe functions below);
+# PACKAGES hashes the full package list. Roots of another RECIPE are stale and get pruned; roots
+# of the same RECIPE with other SDH_PACKAGES are variants in use by other tests, and a few are kept.
+sdh_cache_key() {
+  local recipe pkgs
+  recipe=$(sdh_recipe_hash "base=$SDH_BASE_PACKAGES node=$SDH_NODE_MAJOR" \
+    sdh_debootstrap sdh_mmdebstrap sdh_customize_root sdh_finish_root)
   pkgs=$(sdh_packages | sha256sum | cut -c1-8)
   echo "$recipe-$pkgs"
 }
 
 sdh_root_dir() { echo "$SDH_ROOTS/$SDH_SUITE-$1"; }
 
+# The fresh root: what `mmdebstrap --variant=minbase` makes and nothing more (no Node, no
+# compiler, no systemd), as a new user's Debian 12 would be. fresh.sh runs commands in it.
+sdh_fresh_root_dir() {
+  echo "$SDH_ROOTS/fresh-$SDH_SUITE-$(sdh_recipe_hash fresh sdh_debootstrap sdh_finish_root)"
+}
+
 # ---- the recipe (hashed into the cache key) ----------------------------------------------------
 
-# Builds a minimal bookworm root into $1 (must not exist). Stdin must be /dev/null: mmdebstrap
-# reads apt sources from a non-tty stdin. $2 is the cache key, handed to the customize hook.
-sdh_mmdebstrap() {
-  local root=$1 key=$2 hook
+# Builds a minbase bookworm root into $1 (must not exist) from the apt sources of sdh_sources;
+# further arguments are mmdebstrap options. Stdin must be /dev/null: mmdebstrap reads apt sources
+# from a non-tty stdin.
+sdh_debootstrap() {
+  local root=$1
   local -a sources
-  hook="bash $(printf %q "$SDH_DIR/build-root.sh") --customize \"\$1\" $key"
+  shift
   mapfile -t sources < <(sdh_sources)
   # In a private mount namespace: the /proc, /sys and /dev that mmdebstrap mounts into the root
   # vanish with it even when it is killed, and are never visible to an `rm -rf` on the host.
   unshare --mount --propagation private \
     mmdebstrap --mode=root --format=directory --variant=minbase \
-    --include="$(sdh_packages | paste -sd, -)" \
-    --aptopt='Acquire::Retries "3"' \
-    --customize-hook="$hook" \
+    --aptopt='Acquire::Retries "3"' "$@" \
     "$SDH_SUITE" "$root" "${sources[@]}" </dev/null
+}
+
+# Builds the harness's root into $1 (must not exist): its packages, then the customize hook, which
+# is handed $2, the cache key.
+sdh_mmdebstrap() {
+  local root=$1 key=$2
+  sdh_debootstrap "$root" --include="$(sdh_packages | paste -sd, -)" \
+    --customize-hook="bash $(printf %q "$SDH_DIR/build-root.sh") --customize \"\$1\" $key"
 }
 
 # Runs as mmdebstrap's customize hook (the root has /proc, /sys and /dev mounted): makes the root
@@ -294,6 +315,25 @@ sdh_cgroup_mounts() {
 sdh_cgroup_dirs() {
   local mp
   while read -r _ mp; do echo "$mp/sdh-$SDH_NAME"; done < <(sdh_cgroup_mounts)
+}
+
+# Moves the calling (sub)shell into the container's own cgroups (created if missing) and sets
+# nspawn's cgroup layout from SDH_UNIFIED: what a shell does just before it execs systemd-nspawn,
+# so that nspawn creates its payload/supervisor cgroups there and not under the caller's.
+sdh_enter_cgroups() {
+  local -a dirs
+  local d
+  mapfile -t dirs < <(sdh_cgroup_dirs)
+  ((${#dirs[@]})) || sdh_die "no cgroup2 or name=systemd cgroup hierarchy mounted on the host"
+  for d in "${dirs[@]}"; do
+    mkdir -p "$d"
+    echo "$BASHPID" >"$d/cgroup.procs"
+  done
+  if [[ $SDH_UNIFIED == 1 ]]; then
+    export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
+  else
+    unset SYSTEMD_NSPAWN_UNIFIED_HIERARCHY
+  fi
 }
 
 # PIDs in a cgroup directory and all its descendants.

@@ -1,6 +1,5 @@
 import fs from 'node:fs';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
 import { loadNative } from '../systemd/native.js';
 import { encodeJournalEntry, JOURNAL_SOCKET, journalFields, SYSLOG_IDENTIFIER } from './journal.js';
 import { formatMessage, syslogSeverity } from './message.js';
@@ -88,8 +87,14 @@ function trySend(address: string, payload: Buffer, largeAsMemfd: boolean): boole
  * entry the socket does not take (no journald, its queue full) is written to stderr instead, as
  * `<priority>message`, which a journal stream still files at the right priority.
  */
-export function createLogger(level: pino.Level | 'silent', format: LogFormat = defaultLogFormat(), sockets: LogSockets = SOCKETS): Logger {
+export async function createLogger(
+  level: pino.Level | 'silent',
+  format: LogFormat = defaultLogFormat(),
+  sockets: LogSockets = SOCKETS,
+): Promise<Logger> {
   if (format === 'pretty') {
+    // Loaded only for a terminal: it is most of the start-up time of the other formats.
+    const { default: pretty } = await import('pino-pretty');
     return pino(
       { level },
       pretty({ destination: 2, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),

@@ -21,21 +21,30 @@ export function encodeAlive2Reply(ok: boolean, creation: number, highestVersion:
   return reply;
 }
 
+/** Bytes of a registration in the PORT2_RESP layout (see writeNodeInfo). */
+function nodeInfoLength(node: NodeInfo): number {
+  return 12 + node.name.length + node.extra.length;
+}
+
 /**
  * A registration in the layout PORT2_RESP echoes it: port, type, protocol, highest and lowest
  * version, then name and extra, each with a 2-byte length. Also how the fd store records it.
  */
+function writeNodeInfo(node: NodeInfo, out: Buffer, at: number): void {
+  out.writeUInt16BE(node.port, at);
+  out[at + 2] = node.nodeType;
+  out[at + 3] = node.protocol;
+  out.writeUInt16BE(node.highestVersion, at + 4);
+  out.writeUInt16BE(node.lowestVersion, at + 6);
+  out.writeUInt16BE(node.name.length, at + 8);
+  node.name.copy(out, at + 10);
+  out.writeUInt16BE(node.extra.length, at + 10 + node.name.length);
+  node.extra.copy(out, at + 12 + node.name.length);
+}
+
 export function encodeNodeInfo(node: NodeInfo): Buffer {
-  const out = Buffer.alloc(12 + node.name.length + node.extra.length);
-  out.writeUInt16BE(node.port, 0);
-  out[2] = node.nodeType;
-  out[3] = node.protocol;
-  out.writeUInt16BE(node.highestVersion, 4);
-  out.writeUInt16BE(node.lowestVersion, 6);
-  out.writeUInt16BE(node.name.length, 8);
-  node.name.copy(out, 10);
-  out.writeUInt16BE(node.extra.length, 10 + node.name.length);
-  node.extra.copy(out, 12 + node.name.length);
+  const out = Buffer.allocUnsafe(nodeInfoLength(node));
+  writeNodeInfo(node, out, 0);
   return out;
 }
 
@@ -60,13 +69,11 @@ const PORT2_NOT_FOUND = Buffer.from([ReplyCode.PORT2_RESP, 1]);
 /** PORT2_RESP: the node's registration echoed back, or result 1 when the name is unknown. */
 export function encodePort2Reply(node: NodeInfo | undefined): Buffer {
   if (!node) return PORT2_NOT_FOUND;
-  return Buffer.concat([Buffer.from([ReplyCode.PORT2_RESP, 0]), encodeNodeInfo(node)]);
-}
-
-function portHeader(epmdPort: number): Buffer {
-  const header = Buffer.alloc(4);
-  header.writeUInt32BE(epmdPort >>> 0);
-  return header;
+  const out = Buffer.allocUnsafe(2 + nodeInfoLength(node));
+  out[0] = ReplyCode.PORT2_RESP;
+  out[1] = 0;
+  writeNodeInfo(node, out, 2);
+  return out;
 }
 
 export interface NamedPort {
@@ -74,16 +81,45 @@ export interface NamedPort {
   port: number;
 }
 
-/** NAMES reply: the epmd port, then one `name N at port P` line per node (spec §5.3). */
-export function encodeNamesReply(epmdPort: number, nodes: Iterable<NamedPort>): Buffer {
-  const parts = [portHeader(epmdPort)];
-  for (const node of nodes) parts.push(Buffer.from('name '), node.name, Buffer.from(` at port ${node.port}\n`));
-  return Buffer.concat(parts);
-}
-
 export interface DumpEntry extends NamedPort {
   /** Connection number shown as "fd" (OTP prints the socket's file descriptor). */
   fd: number;
+}
+
+/**
+ * Text replies are built as (prefix, name bytes, suffix) lines and copied into one buffer of the
+ * exact size: no intermediate buffer per line (a NAMES reply for 10,000 nodes is one allocation).
+ */
+class TextReply {
+  private readonly texts: string[] = [];
+  private readonly names: Buffer[] = [];
+  private length = 4;
+
+  line(prefix: string, name: Buffer, suffix: string): void {
+    this.texts.push(prefix, suffix);
+    this.names.push(name);
+    // The fixed texts are ASCII: one byte per character.
+    this.length += prefix.length + name.length + suffix.length;
+  }
+
+  finish(epmdPort: number): Buffer {
+    const out = Buffer.allocUnsafe(this.length);
+    out.writeUInt32BE(epmdPort >>> 0, 0);
+    let at = 4;
+    for (let i = 0; i < this.names.length; i++) {
+      at += out.write(this.texts[2 * i]!, at, 'latin1');
+      at += this.names[i]!.copy(out, at);
+      at += out.write(this.texts[2 * i + 1]!, at, 'latin1');
+    }
+    return out;
+  }
+}
+
+/** NAMES reply: the epmd port, then one `name N at port P` line per node (spec §5.3). */
+export function encodeNamesReply(epmdPort: number, nodes: Iterable<NamedPort>): Buffer {
+  const reply = new TextReply();
+  for (const node of nodes) reply.line('name ', node.name, ` at port ${node.port}\n`);
+  return reply.finish(epmdPort);
 }
 
 /**
@@ -97,11 +133,11 @@ export function encodeDumpReply(
   unused: Iterable<DumpEntry>,
   provisional: Iterable<NamedPort> = [],
 ): Buffer {
-  const parts = [portHeader(epmdPort)];
-  for (const e of active) parts.push(Buffer.from('active name     <'), e.name, Buffer.from(`> at port ${e.port}, fd = ${e.fd}\n\0`));
-  for (const e of provisional) parts.push(Buffer.from('provisional name <'), e.name, Buffer.from(`> at port ${e.port}\n\0`));
-  for (const e of unused) parts.push(Buffer.from('old/unused name <'), e.name, Buffer.from(`>, port = ${e.port}, fd = ${e.fd} \n\0`));
-  return Buffer.concat(parts);
+  const reply = new TextReply();
+  for (const e of active) reply.line('active name     <', e.name, `> at port ${e.port}, fd = ${e.fd}\n\0`);
+  for (const e of provisional) reply.line('provisional name <', e.name, `> at port ${e.port}\n\0`);
+  for (const e of unused) reply.line('old/unused name <', e.name, `>, port = ${e.port}, fd = ${e.fd} \n\0`);
+  return reply.finish(epmdPort);
 }
 
 export const KILL_OK = Buffer.from('OK');

@@ -49,6 +49,8 @@ const typeByCode = new Map<number, RequestType>([
   [RequestCode.STATUS_REQ, 'status'],
 ]);
 
+const NO_EXTRA = Buffer.alloc(0);
+
 /** The request type named by a payload's first byte, or undefined for codes epmd ignores. */
 export function requestTypeOf(payload: Buffer): RequestType | undefined {
   return payload.length > 0 ? typeByCode.get(payload[0]!) : undefined;
@@ -110,7 +112,8 @@ function decodeAlive2(p: Buffer): Alive2Request | Malformed {
     highestVersion: p.readUInt16BE(5),
     lowestVersion: p.readUInt16BE(7),
     name: Buffer.from(name),
-    extra: Buffer.from(p.subarray(13 + nameLength, 13 + nameLength + extraLength)),
+    // Most nodes register no extra: they all share one empty buffer (never written to).
+    extra: extraLength === 0 ? NO_EXTRA : Buffer.from(p.subarray(13 + nameLength, 13 + nameLength + extraLength)),
   };
   const rejection = nameRejection(name) ?? (extraLength > MAX_SYMBOL_BYTES ? `extra data is too long (${extraLength})` : undefined);
   if (rejection) request.rejection = rejection;

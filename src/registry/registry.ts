@@ -70,6 +70,7 @@ export class Registry<Owner> {
   private readonly unused = new Map<string, UnusedName>();
   private readonly provisional = new Map<string, ProvisionalEntry>();
   private forgottenCeiling = 0;
+  private changes = 0;
   private readonly unusedCap: number;
   private readonly now: () => number;
 
@@ -81,6 +82,22 @@ export class Registry<Owner> {
   /** Live registrations (provisional entries are not counted: KILL treats them as absent). */
   get size(): number {
     return this.active.size;
+  }
+
+  /**
+   * Counts every change of what NAMES or DUMP would show, so that encoded replies can be kept
+   * until the next change.
+   */
+  get generation(): number {
+    return this.changes;
+  }
+
+  get provisionalCount(): number {
+    return this.provisional.size;
+  }
+
+  get unusedCount(): number {
+    return this.unused.size;
   }
 
   lookup(name: Buffer): Registration<Owner> | undefined {
@@ -108,8 +125,9 @@ export class Registry<Owner> {
       this.trimUnused();
       creation = bumpCreation(Math.max(this.now(), this.forgottenCeiling));
     }
-    const registration: Registration<Owner> = { ...info, key, creation, fd, owner };
+    const registration = makeRegistration(info, key, creation, fd, owner);
     this.active.set(key, registration);
+    this.changes++;
     return { ok: true, registration, reusedSlot: previous !== undefined };
   }
 
@@ -117,6 +135,7 @@ export class Registry<Owner> {
   unregister(registration: Registration<Owner>): boolean {
     if (this.active.get(registration.key) !== registration) return false;
     this.active.delete(registration.key);
+    this.changes++;
     this.unused.set(registration.key, {
       name: registration.name,
       port: registration.port,
@@ -135,8 +154,9 @@ export class Registry<Owner> {
     if (this.active.has(key)) return undefined;
     this.provisional.delete(key);
     this.unused.delete(key);
-    const registration: Registration<Owner> = { ...info, key, creation, fd, owner };
+    const registration = makeRegistration(info, key, creation, fd, owner);
     this.active.set(key, registration);
+    this.changes++;
     return registration;
   }
 
@@ -147,6 +167,7 @@ export class Registry<Owner> {
     this.unused.delete(key);
     const entry: ProvisionalEntry = { ...info, key, creation, expiresAt };
     this.provisional.set(key, entry);
+    this.changes++;
     return entry;
   }
 
@@ -155,6 +176,7 @@ export class Registry<Owner> {
     if (this.provisional.get(entry.key) !== entry) return false;
     this.provisional.delete(entry.key);
     this.unused.set(entry.key, { name: entry.name, port: entry.port, fd: -1, creation: entry.creation });
+    this.changes++;
     return true;
   }
 
@@ -188,6 +210,7 @@ export class Registry<Owner> {
    */
   restoreCounters(unused: readonly { name: Buffer; port: number; creation: number }[], ceiling: number): void {
     this.forgottenCeiling = Math.max(this.forgottenCeiling, ceiling);
+    this.changes++;
     for (const u of unused) {
       const key = nameKey(u.name);
       if (this.active.has(key) || this.provisional.has(key)) continue;
@@ -205,4 +228,24 @@ export class Registry<Owner> {
     this.unused.delete(oldestKey);
     this.forgottenCeiling = Math.max(this.forgottenCeiling, oldest.creation);
   }
+}
+
+/**
+ * One object of a fixed shape per registration, copying only the fields it needs (the request
+ * object it came from, and its type tag, are not kept alive).
+ */
+function makeRegistration<Owner>(info: NodeInfo, key: string, creation: number, fd: number, owner: Owner): Registration<Owner> {
+  return {
+    name: info.name,
+    port: info.port,
+    nodeType: info.nodeType,
+    protocol: info.protocol,
+    highestVersion: info.highestVersion,
+    lowestVersion: info.lowestVersion,
+    extra: info.extra,
+    key,
+    creation,
+    fd,
+    owner,
+  };
 }

@@ -26,8 +26,8 @@ import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { ServerCounters, type Violation } from '../status/counters.js';
+import { Connection, ConnectionTable, formatPeer, type DropReason } from './connections.js';
 import { isLocalPeer, isOwnAddress } from './locality.js';
-import { socketFd } from './socket-fd.js';
 
 export interface ServerSettings {
   /** Port reported in NAMES and DUMP replies (spec §5.3). */
@@ -56,43 +56,70 @@ export interface ServerHooks {
   status?(): object;
 }
 
-type Phase = 'reading' | 'replying' | 'registered' | 'closed';
+export { Connection };
 
-/** One accepted TCP connection; it carries exactly one request (spec §3). */
-export interface Connection {
-  readonly id: number;
-  readonly socket: net.Socket;
-  readonly local: boolean;
-  readonly peer: string;
-  phase: Phase;
-  reader: FrameReader;
-  registration?: Registration<Connection>;
-  /** Name under which the connection sits in systemd's fd store, if it does. */
-  storeName?: string;
+/** pino's numeric levels, to skip building log records nobody will see on the hot path. */
+const INFO = 30;
+const DEBUG = 20;
+const TRACE = 10;
+
+/** Each socket carries its Connection, so one set of listeners serves every connection. */
+const CONNECTION = Symbol('epmd-ng connection');
+type TrackedSocket = net.Socket & { [CONNECTION]: Connection };
+
+/** Replies from this size on are written from a queue, a bounded amount per event-loop turn. */
+const LARGE_REPLY = 64 * 1024;
+const LARGE_REPLY_BYTES_PER_TURN = 256 * 1024;
+
+/** An encoded NAMES or DUMP reply, valid while the registry is at `generation`. */
+interface SharedReply {
+  generation: number;
+  bytes: Buffer;
 }
 
 /**
  * The EPMD protocol over TCP: accepts connections from any number of listening sockets, reads one
  * request per connection, answers it from the registry and enforces the limits. It never exits
- * the process itself; KILL is reported through hooks.killRequested.
+ * the process itself; KILL is reported through hooks.killRequested. Connection life cycles
+ * (deadlines, eviction, pending replies) are kept by the ConnectionTable.
  */
 export class EpmdServer {
-  /** Connections still waiting for a complete request, oldest first: the ones evicted under load. */
-  private readonly waiting = new Set<Connection>();
-  private readonly connections = new Set<Connection>();
+  private readonly table: ConnectionTable;
   private readonly violations = new RateLimiter<Violation>(20, 10_000);
   readonly counters = new ServerCounters();
-  private nextId = 1;
+  private names?: SharedReply;
+  private dumps?: SharedReply;
+  private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
+  private readonly onData: (this: net.Socket, chunk: Buffer) => void;
+  private readonly onClose: (this: net.Socket) => void;
+  private readonly onError: (this: net.Socket, err: Error) => void;
 
   constructor(
     private readonly settings: ServerSettings,
     readonly registry: Registry<Connection>,
     private readonly log: Logger,
     private readonly hooks: ServerHooks = {},
-  ) {}
+  ) {
+    this.table = new ConnectionTable((settings.packetTimeout + 1) * 1000, (conn, reason) => this.timedOut(conn, reason));
+    const server = this;
+    this.onData = function (chunk) {
+      server.received((this as TrackedSocket)[CONNECTION], chunk);
+    };
+    this.onClose = function () {
+      server.closed((this as TrackedSocket)[CONNECTION]);
+    };
+    this.onError = function (err) {
+      if (server.log.levelVal <= TRACE) server.log.trace({ conn: (this as TrackedSocket)[CONNECTION].id, err: err.message }, 'socket error');
+    };
+  }
 
   get connectionCount(): number {
-    return this.connections.size;
+    return this.table.size;
+  }
+
+  /** Bytes of replies still waiting for slow readers. */
+  get pendingReplyBytes(): number {
+    return this.table.pendingBytes;
   }
 
   get maxConnections(): number {
@@ -115,7 +142,7 @@ export class EpmdServer {
    * was attached (socket activation) or without the addon still arrive here.
    */
   attach(listener: net.Server, options: { thisHostOnly?: boolean } = {}): void {
-    listener.on('connection', options.thisHostOnly ? (socket) => this.acceptFromThisHost(socket) : (socket) => this.accept(socket));
+    listener.on('connection', options.thisHostOnly ? (socket: net.Socket) => this.acceptFromThisHost(socket) : (socket: net.Socket) => this.accept(socket));
     // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
   }
@@ -127,37 +154,37 @@ export class EpmdServer {
    */
   async drainQueries(ms: number): Promise<void> {
     const deadline = Date.now() + ms;
-    const busy = () => [...this.connections].some((c) => c.phase === 'reading' || c.phase === 'replying');
-    while (busy() && Date.now() < deadline) await sleep(5);
+    while (this.table.queries > 0 && Date.now() < deadline) await sleep(5);
   }
 
   /** Closes every connection, registrations included (KILL, orderly exit). */
   closeAll(): void {
-    for (const conn of this.connections) conn.socket.destroy();
+    this.table.stop();
+    for (const conn of this.table.all) conn.socket.destroy();
   }
 
   private acceptFromThisHost(socket: net.Socket): void {
     const peer = socket.remoteAddress;
     if (isLocalPeer(peer, socket.localAddress) || (peer !== undefined && isOwnAddress(peer, interfaceAddresses()))) return this.accept(socket);
-    this.violation('remote', { peer: formatPeer(socket), address: socket.localAddress }, 'connection from another host closed: this host only');
+    this.violation('remote', { peer: formatPeer(peer, socket.remotePort), address: socket.localAddress }, 'connection from another host closed: this host only');
     socket.destroy();
   }
 
   private accept(socket: net.Socket): void {
     this.counters.accepted++;
-    if (this.connections.size >= this.settings.maxConnections && !this.evictOldestWaiting()) {
-      this.counters.refused++;
-      this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
-      socket.destroy();
-      return;
+    if (this.table.size >= this.settings.maxConnections) {
+      const evicted = this.table.evictOne();
+      if (!evicted) {
+        this.counters.refused++;
+        this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
+        socket.destroy();
+        return;
+      }
+      this.counters.evictions++;
+      this.violation('overload', { peer: evicted.peer, phase: evicted.phase }, 'connection limit reached, evicting the oldest connection without a registration');
     }
-    const conn = this.track(socket, 'reading', isLocalPeer(socket.remoteAddress, socket.localAddress));
-    this.waiting.add(conn);
-    socket.on('timeout', () => {
-      this.log.debug({ peer: conn.peer, received: conn.reader.received }, 'idle connection closed');
-      socket.destroy();
-    });
-    socket.setTimeout((this.settings.packetTimeout + 1) * 1000);
+    const conn = this.track(socket, 'reading');
+    this.table.addReading(conn);
     if (this.settings.delayAcceptSeconds > 0) {
       socket.pause();
       setTimeout(() => socket.resume(), this.settings.delayAcceptSeconds * 1000);
@@ -169,8 +196,10 @@ export class EpmdServer {
    * registration it carried and its creation. Returns false if the name is taken meanwhile.
    */
   adopt(socket: net.Socket, node: NodeInfo, creation: number, storeName: string): Registration<Connection> | undefined {
-    const conn = this.track(socket, 'registered', true);
+    const conn = this.track(socket, 'registered');
+    conn.markLocal(true);
     conn.storeName = storeName;
+    this.table.addRegistered(conn);
     const registration = this.registry.adopt(node, creation, conn, conn.id);
     if (!registration) {
       socket.destroy();
@@ -184,52 +213,44 @@ export class EpmdServer {
     return registration;
   }
 
-  private track(socket: net.Socket, phase: Phase, local: boolean): Connection {
-    const fd = socketFd(socket);
-    const conn: Connection = {
-      id: fd >= 0 ? fd : this.nextId++,
-      socket,
-      local,
-      peer: formatPeer(socket),
-      phase,
-      reader: new FrameReader(),
-    };
-    this.connections.add(conn);
-    this.log.trace({ peer: conn.peer, local: conn.local, conn: conn.id }, 'connection opened');
-    socket.on('error', (err) => this.log.trace({ conn: conn.id, err: err.message }, 'socket error'));
-    socket.on('close', () => this.closed(conn));
-    socket.on('data', (chunk) => this.received(conn, chunk));
+  private track(socket: net.Socket, phase: 'reading' | 'registered'): Connection {
+    const conn = new Connection(socket, phase);
+    (socket as TrackedSocket)[CONNECTION] = conn;
+    if (this.log.levelVal <= TRACE) this.log.trace({ peer: conn.peer, conn: conn.id }, 'connection opened');
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.on('data', this.onData);
     return conn;
   }
 
-  /** Makes room under the connection cap by dropping the oldest connection still without a request. */
-  private evictOldestWaiting(): boolean {
-    const oldest = this.waiting.values().next();
-    if (oldest.done) return false;
-    this.counters.evictions++;
-    this.violation('overload', { peer: oldest.value.peer }, 'connection limit reached, evicting the oldest idle connection');
-    this.waiting.delete(oldest.value);
-    oldest.value.socket.destroy();
-    return true;
+  private timedOut(conn: Connection, reason: DropReason): void {
+    if (reason === 'idle') {
+      if (this.log.levelVal <= DEBUG) this.log.debug({ peer: conn.peer, received: conn.reader?.received ?? 0 }, 'idle connection closed');
+      return;
+    }
+    const message = reason === 'write-deadline' ? 'reply not taken within the packet timeout, connection closed' : 'too many bytes of replies waiting for slow readers, dropping the oldest';
+    this.violation('slow-reader', { peer: conn.peer, bytes: conn.pending?.length }, message);
   }
 
   private closed(conn: Connection): void {
-    if (conn.phase === 'reading' && conn.reader.received > 0) {
+    if (conn.phase === 'reading' && conn.reader && conn.reader.received > 0) {
       this.violation('framing', { peer: conn.peer, received: conn.reader.received }, 'connection closed with a partial request');
     }
-    conn.phase = 'closed';
-    this.connections.delete(conn);
-    this.waiting.delete(conn);
+    this.table.remove(conn);
     if (conn.registration) this.unregister(conn, 'closed');
-    this.log.trace({ conn: conn.id }, 'connection closed');
+    if (this.log.levelVal <= TRACE) this.log.trace({ conn: conn.id }, 'connection closed');
   }
 
   private received(conn: Connection, chunk: Buffer): void {
     if (conn.phase === 'registered') return this.unexpectedData(conn);
     if (conn.phase !== 'reading') return;
-    const result = conn.reader.push(chunk);
+    const reader = (conn.reader ??= new FrameReader());
+    const result = reader.push(chunk);
     switch (result.kind) {
       case 'incomplete':
+        // Remember who it is while the socket is open, for a warning if it never completes.
+        void conn.peer;
+        this.table.touch(conn);
         return;
       case 'bad-length':
         this.violation('framing', { peer: conn.peer, length: result.length }, 'invalid packet size');
@@ -240,11 +261,14 @@ export class EpmdServer {
         this.drop(conn);
         return;
       case 'frame':
-        this.waiting.delete(conn);
-        conn.phase = 'replying';
-        conn.socket.setTimeout(0);
-        conn.socket.pause();
-        void this.dispatch(conn, result.payload, result.surplus);
+        this.table.startReply(conn);
+        if (this.settings.delayAcceptSeconds > 0) {
+          // OTP sleeps at every loop wake-up before reading; here only this connection waits.
+          conn.socket.pause();
+          setTimeout(() => this.dispatch(conn, result.payload, result.surplus), this.settings.delayAcceptSeconds * 1000);
+        } else {
+          this.dispatch(conn, result.payload, result.surplus);
+        }
     }
   }
 
@@ -253,14 +277,14 @@ export class EpmdServer {
    * is sent here too so clients see the same thing.
    */
   private drop(conn: Connection): void {
-    // Reported already: the close must not count as a second violation (a partial request).
-    conn.phase = 'closed';
-    if (conn.reader.received > OTP_FIRST_READ) conn.socket.resetAndDestroy();
+    // Out of the table (phase 'closed') first: the close must not count as a second violation.
+    this.table.remove(conn);
+    if (conn.reader && conn.reader.received > OTP_FIRST_READ) conn.socket.resetAndDestroy();
     else conn.socket.destroy();
   }
 
-  private async dispatch(conn: Connection, payload: Buffer, surplus: number): Promise<void> {
-    if (this.settings.delayAcceptSeconds > 0) await sleep(this.settings.delayAcceptSeconds * 1000);
+  private dispatch(conn: Connection, payload: Buffer, surplus: number): void {
+    if (conn.phase === 'closed') return;
     const type = requestTypeOf(payload);
     if (!type) {
       this.violation('malformed', { peer: conn.peer, code: payload[0] }, 'unknown request code');
@@ -276,25 +300,16 @@ export class EpmdServer {
       return this.drop(conn);
     }
     this.counters.requests[request.type]++;
-    this.log.debug({ peer: conn.peer, request: request.type }, 'request');
-    await this.handle(conn, request);
-    if (conn.phase === 'registered' && surplus > 0) this.unexpectedData(conn);
-  }
-
-  /** A registration connection carries nothing after ALIVE2: any byte ends it (spec §3). */
-  private unexpectedData(conn: Connection): void {
-    this.unregister(conn, 'data');
-    conn.socket.destroy();
-  }
-
-  private handle(conn: Connection, request: Request): Promise<void> {
+    if (this.log.levelVal <= DEBUG) this.log.debug({ peer: conn.peer, request: request.type }, 'request');
+    // The request is decoded: the bytes read for it are no longer needed.
+    conn.reader = undefined;
     switch (request.type) {
       case 'alive2':
-        return this.alive2(conn, request);
+        return this.alive2(conn, request, surplus);
       case 'port-please2':
         return this.reply(conn, encodePort2Reply(this.registry.resolve(request.name)));
       case 'names':
-        return this.names(conn);
+        return this.reply(conn, this.namesReply(), this.registry.size + this.registry.provisionalCount + 1);
       case 'dump':
         return this.dump(conn);
       case 'kill':
@@ -306,7 +321,13 @@ export class EpmdServer {
     }
   }
 
-  private async alive2(conn: Connection, request: Alive2Request): Promise<void> {
+  /** A registration connection carries nothing after ALIVE2: any byte ends it (spec §3). */
+  private unexpectedData(conn: Connection): void {
+    this.unregister(conn, 'data');
+    conn.socket.destroy();
+  }
+
+  private alive2(conn: Connection, request: Alive2Request, surplus: number): void {
     let reply: Buffer;
     let registration: Registration<Connection> | undefined;
     if (request.rejection) {
@@ -317,7 +338,7 @@ export class EpmdServer {
       if (result.ok) {
         registration = result.registration;
         conn.registration = registration;
-        this.log.info(
+        if (this.log.levelVal <= INFO) this.log.info(
           { event: 'register', node: displayName(request.name), port: request.port, creation: registration.creation, nodeType: request.nodeType, peer: conn.peer },
           'node registered',
         );
@@ -328,51 +349,61 @@ export class EpmdServer {
       }
     }
     // Even a failed registration keeps its connection open until the client closes it (spec Q2).
-    await this.delayWrite(1);
-    if (conn.phase === 'closed') return;
-    conn.phase = 'registered';
-    conn.socket.resume();
-    // One write: OTP nodes read the 6-byte reply as a unit (spec §16.2). If it cannot be written,
-    // undo only what this request registered (spec Q17).
-    conn.socket.write(reply, (err) => {
-      if (!registration || conn.registration !== registration) return;
-      if (err) {
-        this.unregister(conn, 'reply-failed');
-        conn.socket.destroy();
-      } else {
-        this.hooks.registered?.(registration);
-      }
+    // Bytes arriving during a -delay_write wait must still end the registration: hold them.
+    if (this.settings.delayWriteSeconds > 0) conn.socket.pause();
+    this.afterWriteDelay(1, () => {
+      if (conn.phase === 'closed') return;
+      this.table.becomeRegistered(conn);
+      conn.socket.resume();
+      // One write: OTP nodes read the 6-byte reply as a unit (spec §16.2). If it cannot be
+      // written, undo only what this request registered (spec Q17).
+      conn.socket.write(reply, (err) => {
+        if (!registration || conn.registration !== registration) return;
+        if (err) {
+          this.unregister(conn, 'reply-failed');
+          conn.socket.destroy();
+        } else {
+          this.hooks.registered?.(registration);
+        }
+      });
+      if (surplus > 0) this.unexpectedData(conn);
     });
   }
 
-  private names(conn: Connection): Promise<void> {
-    const nodes = [...this.registry.newestFirst(), ...this.registry.provisionalNewestFirst()];
-    return this.reply(conn, encodeNamesReply(this.settings.reportedPort, nodes), nodes.length + 1);
+  /** The NAMES reply for the registry as it is, encoded once per registry change and shared. */
+  private namesReply(): Buffer {
+    const generation = this.registry.generation;
+    if (this.names?.generation !== generation) {
+      const nodes = [...this.registry.newestFirst(), ...this.registry.provisionalNewestFirst()];
+      this.names = { generation, bytes: encodeNamesReply(this.settings.reportedPort, nodes) };
+    }
+    return this.names.bytes;
   }
 
-  private dump(conn: Connection): Promise<void> {
-    const active = this.registry.newestFirst();
-    const unused = this.registry.unusedOldestFirst();
-    const provisional = this.registry.provisionalNewestFirst();
-    const writes = active.length + unused.length + provisional.length + 1;
-    return this.reply(conn, encodeDumpReply(this.settings.reportedPort, active, unused, provisional), writes);
+  private dump(conn: Connection): void {
+    const generation = this.registry.generation;
+    if (this.dumps?.generation !== generation) {
+      const bytes = encodeDumpReply(this.settings.reportedPort, this.registry.newestFirst(), this.registry.unusedOldestFirst(), this.registry.provisionalNewestFirst());
+      this.dumps = { generation, bytes };
+    }
+    this.reply(conn, this.dumps.bytes, this.registry.size + this.registry.unusedCount + this.registry.provisionalCount + 1);
   }
 
-  private async kill(conn: Connection): Promise<void> {
+  private kill(conn: Connection): void {
     if (this.registry.size > 0 && !this.settings.relaxedCommandCheck) {
       this.violation('disallowed', { peer: conn.peer }, 'KILL_REQ refused: nodes are registered');
       return this.reply(conn, KILL_REFUSED);
     }
-    await this.reply(conn, KILL_OK);
-    this.log.info({ peer: conn.peer }, 'KILL_REQ accepted, terminating');
-    this.hooks.killRequested?.();
+    this.reply(conn, KILL_OK, 1, () => {
+      this.log.info({ peer: conn.peer }, 'KILL_REQ accepted, terminating');
+      this.hooks.killRequested?.();
+    });
   }
 
-  private stop(conn: Connection, name: Buffer): Promise<void> {
+  private stop(conn: Connection, name: Buffer): void {
     if (!this.settings.relaxedCommandCheck) {
       this.violation('disallowed', { peer: conn.peer }, 'STOP_REQ refused: relaxed command check is off');
-      this.drop(conn);
-      return Promise.resolve();
+      return this.drop(conn);
     }
     const target = this.registry.lookup(name);
     if (!target) {
@@ -388,24 +419,55 @@ export class EpmdServer {
   }
 
   /**
-   * Sends a reply and closes. The reply always leaves in one write; under -delay_write the delay
-   * is as long as OTP's, which sleeps before each of the `otpWrites` writes it would make.
+   * Sends a reply in one write and closes, like OTP. Usually the kernel takes the whole reply at
+   * once and the socket is closed right away: its close then sends the FIN after the data, and no
+   * shutdown round is needed. Otherwise the reader is slow: the rest must be taken before the
+   * write deadline, and the (possibly shared) buffer is referenced until then, never copied.
+   * Under -delay_write the delay is as long as OTP's, which sleeps before each of the
+   * `otpWrites` writes it would make.
    */
-  private async reply(conn: Connection, bytes: Buffer, otpWrites = 1): Promise<void> {
-    await this.delayWrite(otpWrites);
-    if (conn.phase === 'closed') return;
-    // Closing right after the write, like OTP: the socket is paused, so waiting for the peer's
-    // FIN would keep it open for nothing.
-    await new Promise<void>((resolve) =>
-      conn.socket.end(bytes, () => {
-        conn.socket.destroy();
-        resolve();
-      }),
-    );
+  private reply(conn: Connection, bytes: Buffer, otpWrites = 1, written?: () => void): void {
+    this.afterWriteDelay(otpWrites, () => {
+      if (bytes.length < LARGE_REPLY) return this.write(conn, bytes, written);
+      this.largeReplies.push({ conn, bytes, written });
+      if (this.largeReplies.length === 1) setImmediate(this.writeLargeReplies);
+    });
   }
 
-  private async delayWrite(writes: number): Promise<void> {
-    if (this.settings.delayWriteSeconds > 0) await sleep(this.settings.delayWriteSeconds * 1000 * writes);
+  /**
+   * Writes queued large replies, at most LARGE_REPLY_BYTES_PER_TURN per event-loop turn: copying
+   * a NAMES reply of 10,000 nodes into the kernel takes a fraction of a millisecond, and a
+   * thousand of them at once must not hold back the lookups that arrive meanwhile.
+   */
+  private readonly writeLargeReplies = (): void => {
+    let bytes = 0;
+    while (this.largeReplies.length > 0 && bytes < LARGE_REPLY_BYTES_PER_TURN) {
+      const next = this.largeReplies.shift()!;
+      bytes += next.bytes.length;
+      this.write(next.conn, next.bytes, next.written);
+    }
+    if (this.largeReplies.length > 0) setImmediate(this.writeLargeReplies);
+  };
+
+  private write(conn: Connection, bytes: Buffer, written?: () => void): void {
+    if (conn.phase === 'closed') return;
+    const socket = conn.socket;
+    socket.write(bytes);
+    if (socket.writableLength === 0) {
+      socket.destroy();
+      written?.();
+      return;
+    }
+    this.table.writePending(conn, bytes);
+    socket.end(() => {
+      socket.destroy();
+      written?.();
+    });
+  }
+
+  private afterWriteDelay(writes: number, then: () => void): void {
+    if (this.settings.delayWriteSeconds > 0) setTimeout(then, this.settings.delayWriteSeconds * 1000 * writes);
+    else then();
   }
 
   private unregister(conn: Connection, reason: UnregisterReason): void {
@@ -413,7 +475,7 @@ export class EpmdServer {
     if (!registration) return;
     conn.registration = undefined;
     if (!this.registry.unregister(registration)) return;
-    this.log.info(
+    if (this.log.levelVal <= INFO) this.log.info(
       { event: 'unregister', node: displayName(registration.name), port: registration.port, creation: registration.creation, reason, peer: conn.peer },
       'node unregistered',
     );
@@ -432,11 +494,6 @@ export class EpmdServer {
 /** This host's addresses right now; read only for the rare peer that is neither loopback nor the connection's own address. */
 function interfaceAddresses(): string[] {
   return Object.values(os.networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
-}
-
-function formatPeer(socket: net.Socket): string {
-  const address = socket.remoteAddress ?? '?';
-  return address.includes(':') ? `[${address}]:${socket.remotePort}` : `${address}:${socket.remotePort}`;
 }
 
 /** Node names are UTF-8 on the wire but arbitrary bytes may arrive; show them readably in logs. */

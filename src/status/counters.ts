@@ -3,9 +3,9 @@
 import type { RequestType } from '../protocol/requests.js';
 
 /** Kinds of protocol violation and refused work, as the server logs them. */
-export type Violation = 'framing' | 'malformed' | 'non-local' | 'remote' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept';
+export type Violation = 'framing' | 'malformed' | 'non-local' | 'remote' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept' | 'slow-reader';
 
-export const VIOLATIONS: readonly Violation[] = ['framing', 'malformed', 'non-local', 'remote', 'disallowed', 'duplicate', 'rejected', 'overload', 'accept'];
+export const VIOLATIONS: readonly Violation[] = ['framing', 'malformed', 'non-local', 'remote', 'disallowed', 'duplicate', 'rejected', 'overload', 'accept', 'slow-reader'];
 export const REQUEST_TYPES: readonly RequestType[] = ['alive2', 'port-please2', 'names', 'dump', 'kill', 'stop', 'status'];
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -15,7 +15,7 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
 export class ServerCounters {
   /** Connections accepted since start (adopted registrations not included). */
   accepted = 0;
-  /** Connections closed to make room under the cap (the oldest without a complete request). */
+  /** Connections closed to make room under the cap (the oldest without a registration). */
   evictions = 0;
   /** Connections refused at the cap because nothing could be evicted. */
   refused = 0;

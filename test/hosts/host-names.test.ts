@@ -99,6 +99,14 @@ describe.each(IMPLS)('$id on a host with real host names', ({ id, command }) => 
     return r.recv.startsWith('7700');
   }
 
+  /** Whether `check` comes true within 3 s. */
+  async function eventually(check: () => Promise<boolean>): Promise<boolean> {
+    for (const deadline = Date.now() + 3000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 100))) {
+      if (await check()) return true;
+    }
+    return false;
+  }
+
   /** What another host gets back from each request sent to `address`. */
   async function fromRemote(address: string): Promise<Record<'NAMES' | 'PORT2' | 'ALIVE2', ProbeResult>> {
     const [NAMES_R, PORT2, ALIVE2_R] = await Promise.all(
@@ -178,8 +186,9 @@ describe.each(IMPLS)('$id on a host with real host names', ({ id, command }) => 
     } finally {
       lab.restoreHostAddresses();
     }
-    expect(await found(HOST_V4, 'a')).toBe(true);
-    expect(await found(HOST_V6, 'a')).toBe(true);
+    // Addresses configured on a link that just came up take a moment to be usable.
+    expect(await eventually(() => found(HOST_V4, 'a'))).toBe(true);
+    expect(await eventually(() => found(HOST_V6, 'a'))).toBe(true);
     // The node's registration was never disturbed.
     expect(a.running).toBe(true);
     const b = await node('b');

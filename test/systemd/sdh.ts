@@ -8,7 +8,7 @@
 //   afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
 //   copyFileSync('dist/epmd-ng.mjs', path.join(shareDir(name), 'epmd-ng.mjs'));   // after booting
 //   const r = await execIn(name, ['node', '/host/epmd-ng.mjs', '--version']);
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs, { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
@@ -163,6 +163,36 @@ export async function stopContainer(name: string): Promise<void> {
   if (r.code !== 0) {
     throw new Error(`stopping container '${name}' failed (exit ${r.code}):\n${r.stderr}${r.stdout}`);
   }
+}
+
+/** The fresh root (`build-root.sh --fresh`: minbase bookworm, nothing added), built once and cached; its path. */
+export async function freshRoot(): Promise<string> {
+  requireRoot();
+  const r = await runScript('build-root.sh', ['--fresh'], scriptEnv('fresh'), { timeoutMs: BOOT_TIMEOUT_MS });
+  if (r.code !== 0) throw new Error(`building the fresh root failed (exit ${r.code}):\n${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/**
+ * Runs `cmd` as root, in directory `dir`, in a throw-away copy of the fresh root with the host's
+ * network (scripts/sdh/fresh.sh; the share dir is /host), and collects its output. Follow with
+ * stopContainer(name), which removes the share dir.
+ */
+export function runInFresh(name: string, dir: string, cmd: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  requireRoot();
+  return runScript('fresh.sh', ['--chdir', dir, '--', ...cmd], scriptEnv(name), opts);
+}
+
+/**
+ * runInFresh in the background. The returned process is systemd-nspawn itself (fresh.sh execs it):
+ * SIGTERM to its pid kills everything in the container at once. Follow with stopContainer(name).
+ */
+export function spawnInFresh(name: string, dir: string, cmd: string[]): ChildProcess {
+  requireRoot();
+  return spawn('bash', [path.join(sdhScripts, 'fresh.sh'), '--chdir', dir, '--', ...cmd], {
+    env: scriptEnv(name),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** The container's own host cgroup directories that currently exist (none once it is stopped). */

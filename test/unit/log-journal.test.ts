@@ -147,7 +147,7 @@ describe('the logger sends real datagrams', () => {
   });
 
   it('journal: one entry per event, with the fields; levels below the threshold send nothing', async () => {
-    const log = createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
+    const log = await createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
     log.debug({ request: 'names' }, 'request');
     log.info(registered, 'node registered');
     const d = await journal.next();
@@ -163,7 +163,7 @@ describe('the logger sends real datagrams', () => {
   });
 
   it('journal: a node name with a newline arrives intact', async () => {
-    const log = createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
+    const log = await createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
     log.warn({ node: 'evil\nPRIORITY=0' }, 'node name already occupied');
     const fields = decodeJournalEntry(Buffer.from((await journal.next()).raw, 'base64'));
     expect(fields.filter(([k]) => k === 'PRIORITY').map(([, v]) => v.toString())).toEqual(['4']);
@@ -171,7 +171,7 @@ describe('the logger sends real datagrams', () => {
   });
 
   it('journal: an entry too large for a datagram goes as a sealed memfd with an empty payload', async () => {
-    const log = createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
+    const log = await createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
     const big = 'x'.repeat(400_000);
     log.info({ blob: big }, 'large');
     const d = await journal.next();
@@ -186,7 +186,7 @@ describe('the logger sends real datagrams', () => {
   });
 
   it('syslog: one RFC 3164 line per event to the syslog socket', async () => {
-    const log = createLogger('info', 'syslog', { journal: journal.address, syslog: syslog.address });
+    const log = await createLogger('info', 'syslog', { journal: journal.address, syslog: syslog.address });
     log.warn({ event: 'violation', kind: 'framing', peer: '127.0.0.1:9', length: 9999 }, 'invalid packet size');
     const d = await syslog.next();
     expect(d.data).toMatch(new RegExp(`^<28>[A-Z][a-z]{2} [ \\d]\\d \\d\\d:\\d\\d:\\d\\d epmd-ng\\[${process.pid}\\]: invalid packet size from 127\\.0\\.0\\.1:9 \\(length=9999\\)$`));

@@ -1,0 +1,249 @@
+import type net from 'node:net';
+import type { FrameReader } from '../protocol/frame-reader.js';
+import type { Registration } from '../registry/registry.js';
+import { isLocalPeer } from './locality.js';
+import { socketFd } from './socket-fd.js';
+
+/** Numbers for connections whose file descriptor is unknown (see Connection.id). */
+let nextFallbackId = 1;
+
+/**
+ * reading: waiting for its request (idle deadline, evicted first);
+ * replying: request taken, reply being prepared or written (write deadline once the kernel does
+ * not take the whole reply at once; evicted after every reading connection);
+ * registered: holds a registration or a failed ALIVE2 (no deadline, never evicted).
+ */
+export type Phase = 'reading' | 'replying' | 'registered' | 'closed';
+
+/** "127.0.0.1:5000" / "[::1]:5000" for log lines. */
+export function formatPeer(address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return `?:${port}`;
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** One accepted TCP connection; it carries exactly one request (spec §3). */
+export class Connection {
+  phase: Phase;
+  reader?: FrameReader;
+  registration?: Registration<Connection>;
+  /** Name under which the connection sits in systemd's fd store, if it does. */
+  storeName?: string;
+  /** Wall-clock ms after which a reading or writing connection is closed. */
+  deadline = 0;
+  /** The reply still being written, counted against the pending-reply budget. */
+  pending?: Buffer;
+  private peerText?: string;
+  private localPeer?: boolean;
+  private number?: number;
+
+  constructor(
+    readonly socket: net.Socket,
+    phase: Phase,
+  ) {
+    this.phase = phase;
+  }
+
+  /**
+   * The connection's number, shown by DUMP (OTP shows the file descriptor) and in logs: its file
+   * descriptor, read on first use only (registrations, log lines), so lookups never touch it.
+   */
+  get id(): number {
+    if (this.number === undefined) {
+      const fd = socketFd(this.socket);
+      this.number = fd >= 0 ? fd : nextFallbackId++;
+    }
+    return this.number;
+  }
+
+  /**
+   * Whether the peer is on this host (spec §7). Decided once, on first use: only local-only
+   * requests ask, so lookups and NAMES cost no getsockname() call.
+   */
+  get local(): boolean {
+    this.localPeer ??= isLocalPeer(this.socket.remoteAddress, this.socket.localAddress);
+    return this.localPeer;
+  }
+
+  /** "address:port" for log lines; remembered once asked, since a closed socket forgets it. */
+  get peer(): string {
+    if (this.peerText === undefined) {
+      const address = this.socket.remoteAddress;
+      if (address === undefined) return '?';
+      this.peerText = formatPeer(address, this.socket.remotePort);
+    }
+    return this.peerText;
+  }
+
+  /** Fixes what is known about the peer now, while the socket is open (adopted connections). */
+  markLocal(local: boolean): void {
+    this.localPeer = local;
+  }
+}
+
+/** How often deadlines are checked: closes happen at most this late. */
+const TICK_MS = 250;
+
+/**
+ * Upper bound on the bytes of replies waiting for slow readers (one shared NAMES/DUMP buffer
+ * counts once however many connections are reading it). Beyond it the connection that has been
+ * replying longest is dropped; the newest reply is always admitted, whatever its size.
+ */
+export const PENDING_REPLY_BUDGET = 64 * 1024 * 1024;
+
+export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
+
+/**
+ * Connection bookkeeping: the eviction order under the connection cap, idle and write deadlines
+ * on one coarse timer (not one timer per socket), and the memory taken by replies that are still
+ * being written. Every operation is O(1), or O(connections actually closed).
+ */
+export class ConnectionTable {
+  readonly all = new Set<Connection>();
+  /** Reading connections, oldest accepted first: the first to be evicted. */
+  private readonly waiting = new Set<Connection>();
+  /** Replying connections, oldest first: evicted once no reading connection is left. */
+  private readonly replying = new Set<Connection>();
+  /** Connections with a deadline, in deadline order (each deadline is now + the same timeout). */
+  private readonly timed = new Set<Connection>();
+  private readonly pins = new Map<Buffer, number>();
+  private pinnedBytes = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly dropped: (conn: Connection, reason: DropReason) => void,
+    private readonly budget = PENDING_REPLY_BUDGET,
+  ) {}
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Connections still reading or answering a query (registrations not counted). */
+  get queries(): number {
+    return this.waiting.size + this.replying.size;
+  }
+
+  /** Bytes of replies still being written (each distinct buffer once). */
+  get pendingBytes(): number {
+    return this.pinnedBytes;
+  }
+
+  /** A new connection waiting for its request. */
+  addReading(conn: Connection): void {
+    this.all.add(conn);
+    this.waiting.add(conn);
+    this.arm(conn);
+  }
+
+  /** A connection that is a registration from the start (taken over from the fd store). */
+  addRegistered(conn: Connection): void {
+    this.all.add(conn);
+  }
+
+  /** Data arrived on a reading connection: its idle deadline starts again. */
+  touch(conn: Connection): void {
+    this.timed.delete(conn);
+    this.arm(conn);
+  }
+
+  /** The request is complete: no idle deadline any more, and evictable only after reading ones. */
+  startReply(conn: Connection): void {
+    conn.phase = 'replying';
+    this.waiting.delete(conn);
+    this.timed.delete(conn);
+    this.replying.add(conn);
+  }
+
+  /**
+   * The kernel did not take the whole reply: the connection must take the rest before the write
+   * deadline, and the buffer counts against the budget until then.
+   */
+  writePending(conn: Connection, reply: Buffer): void {
+    conn.pending = reply;
+    const count = this.pins.get(reply) ?? 0;
+    this.pins.set(reply, count + 1);
+    if (count === 0) this.pinnedBytes += reply.length;
+    this.arm(conn);
+    for (const oldest of this.replying) {
+      if (this.pinnedBytes <= this.budget || oldest === conn) break;
+      if (oldest.pending) this.drop(oldest, 'reply-budget');
+    }
+  }
+
+  becomeRegistered(conn: Connection): void {
+    conn.phase = 'registered';
+    this.waiting.delete(conn);
+    this.replying.delete(conn);
+    this.timed.delete(conn);
+  }
+
+  remove(conn: Connection): void {
+    conn.phase = 'closed';
+    this.all.delete(conn);
+    this.waiting.delete(conn);
+    this.replying.delete(conn);
+    this.timed.delete(conn);
+    this.unpin(conn);
+  }
+
+  /**
+   * Makes room under the connection cap: the oldest connection still without a request, else
+   * the oldest one still replying. Registrations are never evicted. Returns the evicted one.
+   */
+  evictOne(): Connection | undefined {
+    const victim = first(this.waiting) ?? first(this.replying);
+    if (victim) {
+      this.remove(victim);
+      victim.socket.destroy();
+    }
+    return victim;
+  }
+
+  /** Stops the deadline timer (orderly exit). */
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private arm(conn: Connection): void {
+    conn.deadline = Date.now() + this.timeoutMs;
+    this.timed.add(conn);
+    if (!this.timer) {
+      this.timer = setInterval(() => this.expire(), TICK_MS);
+      this.timer.unref();
+    }
+  }
+
+  private expire(): void {
+    const now = Date.now();
+    for (const conn of this.timed) {
+      if (conn.deadline > now) return;
+      this.drop(conn, conn.phase === 'reading' ? 'idle' : 'write-deadline');
+    }
+    if (this.timed.size === 0) this.stop();
+  }
+
+  private drop(conn: Connection, reason: DropReason): void {
+    this.dropped(conn, reason);
+    this.remove(conn);
+    conn.socket.destroy();
+  }
+
+  private unpin(conn: Connection): void {
+    const reply = conn.pending;
+    if (!reply) return;
+    conn.pending = undefined;
+    const count = this.pins.get(reply)! - 1;
+    if (count > 0) {
+      this.pins.set(reply, count);
+    } else {
+      this.pins.delete(reply);
+      this.pinnedBytes -= reply.length;
+    }
+  }
+}
+
+function first<T>(set: Set<T>): T | undefined {
+  return set.values().next().value;
+}
