@@ -2,11 +2,13 @@
 //
 // - notify(state, fds?, address?) -> bool: one sd_notify datagram, optionally carrying fds (FDSTORE).
 //   Node's dgram has no AF_UNIX and net has no SOCK_DGRAM, so this cannot be done in JS.
-// - sockInfo(fd) -> {domain, type, protocol, acceptConn} | null: tells inherited listening sockets from
+// - sockInfo(fd) -> {domain, type, protocol, acceptConn, reusePort} | null: tells inherited listening sockets from
 //   stored connections (Node has no getsockopt).
 // - setCloexec(fd, on), memfdCreate(name), getRlimitNofile() -> {soft, hard}.
 // - sendDatagram(address, payload, largeAsMemfd) -> bool: one log entry to journald's native socket
 //   or /dev/log, never blocking; a journal entry too large for a datagram goes as a sealed memfd.
+// - steerReuseport(fd, index): sends every new connection of fd's SO_REUSEPORT group to the socket
+//   at `index`, so that an older listener in the group can be drained and closed without a reset.
 // - listenTcp(host, port, {ipv6Only, freeBind, thisHostOnly}) -> fd, setThisHostOnly(fd, on) and
 //   filterState(fd): listening sockets with what Node's net module cannot set (IP_FREEBIND, a socket
 //   filter), set up before listen() so that no packet meets a half-configured socket. Node takes the
@@ -362,14 +364,14 @@ static void set_int(napi_env env, napi_value obj, const char *name, int v) {
   napi_set_named_property(env, obj, name, x);
 }
 
-// sockInfo(fd: number): {domain, type, protocol, acceptConn} | null (null: fd is open but not a socket).
+// sockInfo(fd: number): {domain, type, protocol, acceptConn, reusePort} | null (null: fd is open but not a socket).
 static napi_value js_sock_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], obj, b;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int fd = fd_arg(env, argc, argv, "sockInfo");
   if (fd < 0) return NULL;
-  int domain, type, protocol, accepting;
+  int domain, type, protocol, accepting, reuse_port;
   if (getsockopt_int(fd, SO_DOMAIN, &domain) < 0) {
     if (errno == ENOTSOCK) {
       napi_get_null(env, &obj);
@@ -379,7 +381,7 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (getsockopt_int(fd, SO_TYPE, &type) < 0 || getsockopt_int(fd, SO_PROTOCOL, &protocol) < 0 ||
-      getsockopt_int(fd, SO_ACCEPTCONN, &accepting) < 0) {
+      getsockopt_int(fd, SO_ACCEPTCONN, &accepting) < 0 || getsockopt_int(fd, SO_REUSEPORT, &reuse_port) < 0) {
     throw_errno(env, errno, "getsockopt", NULL);
     return NULL;
   }
@@ -389,6 +391,8 @@ static napi_value js_sock_info(napi_env env, napi_callback_info info) {
   set_int(env, obj, "protocol", protocol);
   napi_get_boolean(env, accepting != 0, &b);
   napi_set_named_property(env, obj, "acceptConn", b);
+  napi_get_boolean(env, reuse_port != 0, &b);
+  napi_set_named_property(env, obj, "reusePort", b);
   return obj;
 }
 
@@ -450,6 +454,32 @@ static napi_value js_get_rlimit_nofile(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, obj, "soft", limit_value(env, rl.rlim_cur));
   napi_set_named_property(env, obj, "hard", limit_value(env, rl.rlim_max));
   return obj;
+}
+
+// steerReuseport(fd: number, index: number): void
+// Attaches a one-instruction classic BPF program to the SO_REUSEPORT group of the listening socket fd:
+// it returns `index`, the position of the socket that gets new connections. The kernel numbers the
+// group's sockets in the order they joined it and falls back to its hash when the index is out of
+// range, so once the older sockets are closed the program is harmless.
+static napi_value js_steer_reuseport(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = fd_arg(env, argc, argv, "steerReuseport");
+  if (fd < 0) return NULL;
+  if (argc < 2) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "steerReuseport: index is required");
+    return NULL;
+  }
+  // An index has the same shape as an fd: a non-negative integer.
+  int index = get_fd(env, argv[1], "steerReuseport: index must be a non-negative integer");
+  if (index < 0) return NULL;
+  struct sock_filter code[] = {BPF_STMT(BPF_RET | BPF_K, (unsigned)index)};
+  struct sock_fprog prog = {1, code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof prog) < 0) {
+    throw_errno(env, errno, "setsockopt", "SO_ATTACH_REUSEPORT_CBPF");
+  }
+  return NULL;
 }
 
 // "This host only": a packet passes when it arrived on the loopback device, which is how a host's
@@ -631,6 +661,7 @@ NAPI_MODULE_INIT() {
       {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getRlimitNofile", NULL, js_get_rlimit_nofile, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sendDatagram", NULL, js_send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"steerReuseport", NULL, js_steer_reuseport, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},
       {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},

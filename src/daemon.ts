@@ -27,6 +27,7 @@ import { socketFd } from './server/socket-fd.js';
 import { takeActivationFds, type ActivatedFd } from './systemd/activation.js';
 import { tryLoadNative } from './systemd/native.js';
 import { FdStore, recoverStored } from './systemd/fd-store.js';
+import { isStoredListener, socketNameOf, sortListeners, storedListenerName, type SortedListeners } from './systemd/listener-store.js';
 import { ServiceManager } from './systemd/service.js';
 import { isoTime, STATUS_FORMAT, type StatusDocument } from './status/document.js';
 import { VERSION } from './version.js';
@@ -34,6 +35,11 @@ import { VERSION } from './version.js';
 /** When provisional entries are probed: first after OTP nodes' 2 s re-registration, then every 5 s. */
 const FIRST_PROBE_MS = 2500;
 const PROBE_INTERVAL_MS = 5000;
+/**
+ * How long a listening socket left over from before a restart of the socket unit is still served
+ * once new connections go to the new socket: enough for handshakes already under way to finish.
+ */
+const ORPHAN_DRAIN_MS = 1000;
 /** How long an orderly stop waits for queries already accepted (a slow or idle client gets no more). */
 const STOP_DRAIN_MS = 500;
 
@@ -90,6 +96,46 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
   if (absent.length > 0) log.warn({ addresses: absent }, `not configured on this host yet, served once they are: ${absent.join(', ')}`);
   warnUnfiltered(bound.listeners, log);
   return { ok: true, listeners: bound.listeners, activated: false };
+}
+
+const sameAddress = (a: net.Server, b: net.Server): boolean => {
+  const x = a.address();
+  const y = b.address();
+  return typeof x === 'object' && typeof y === 'object' && x !== null && y !== null && x.address === y.address && x.port === y.port && x.family === y.family;
+};
+
+/**
+ * Serves the listening sockets a restart of the socket unit left in our fd store (see
+ * systemd/listener-store.ts) until the connections queued on them are taken, then closes them. New
+ * connections go to the unit's new socket of the same address from the start: in their SO_REUSEPORT
+ * group the new socket joined after the old ones, so its index is their number.
+ */
+async function retireOrphans(kept: SortedListeners, listeners: Listener[], server: EpmdServer, fdStore: FdStore, log: Logger): Promise<Listener[]> {
+  if (kept.orphans.length === 0) return [];
+  const native = tryLoadNative();
+  const orphans: { storeName: string; listener: Listener }[] = [];
+  for (const f of kept.orphans) {
+    const thisHostOnly = socketNameOf(f.name) === THIS_HOST_ONLY_FD_NAME;
+    orphans.push({ storeName: f.name, listener: listener(await serveFd(f.fd), thisHostOnly, applyFilter(f.fd, thisHostOnly, native)) });
+  }
+  kept.current.forEach((f, i) => {
+    const older = orphans.filter((o) => sameAddress(o.listener.server, listeners[i]!.server)).length;
+    if (older === 0) return;
+    try {
+      native?.steerReuseport(f.fd, older);
+    } catch (err) {
+      log.warn({ err: (err as Error).message, address: formatAddress(listeners[i]!.server) }, 'cannot steer new connections to the new socket; the old one is drained all the same');
+    }
+  });
+  for (const { storeName, listener: orphan } of orphans) {
+    server.attach(orphan.server, { checkPeers: orphan.checkPeers });
+    log.info({ address: formatAddress(orphan.server), storeName }, 'serving a listening socket kept from before the socket unit restarted, until it is drained');
+    setTimeout(() => {
+      fdStore.dropFd(storeName);
+      orphan.server.close();
+    }, ORPHAN_DRAIN_MS).unref();
+  }
+  return orphans.map((o) => o.listener);
 }
 
 /** Without the filter, other hosts still complete a TCP handshake before the server closes them. */
@@ -190,7 +236,8 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   } catch (err) {
     return { code: 1, message: `bad socket activation environment: ${(err as Error).message}` };
   }
-  const listening = await listen(config, inherited, log);
+  const kept = sortListeners(inherited.filter((f) => f.kind === 'listening'));
+  const listening = await listen(config, inherited.filter((f) => !isStoredListener(f.name)), log);
   if (!('ok' in listening)) {
     if (listening.code !== 0) service.exited(listening.code);
     return listening;
@@ -219,6 +266,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   let finish: (exit: DaemonExit) => void = () => {};
   const done = new Promise<DaemonExit>((resolve) => (finish = resolve));
   let stopping = false;
+  let draining: Listener[] = [];
   /**
    * Leaves without closing registration connections: under systemd the fd store keeps them open
    * for the next process (closing them here would tell every node its registration is gone);
@@ -230,7 +278,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     log.info({ reason, registered: registry.size }, 'stopping');
     notify();
     keeper.stop();
-    for (const listener of listeners) listener.server.close();
+    for (const listener of [...listeners, ...draining]) listener.server.close();
     void server.drainQueries(closeConnections ? 0 : STOP_DRAIN_MS).then(() => {
       if (closeConnections) server.closeAll();
       snapshots?.flush(produce);
@@ -294,11 +342,15 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       watchdog: { ...watchdog, lastPingAt: isoTime(watchdog.lastPingAt) },
     };
   };
-  for (const listener of listeners) server.attach(listener.server, { thisHostOnly: listener.thisHostOnly });
+  for (const listener of listeners) server.attach(listener.server, { checkPeers: listener.checkPeers });
+  // Copies of the socket unit's sockets, so that they keep listening if it is restarted.
+  for (const f of kept.unstored) fdStore.keepFd(storedListenerName(f.fd, f.name), f.fd);
   const keeper = new ProvisionalKeeper(registry, log, { ttlMs: config.provisionalTtl * 1000, intervalMs: PROBE_INTERVAL_MS, firstRoundMs: FIRST_PROBE_MS, dropped: changed });
 
   const adopted = adoptStored(inherited, server, fdStore, log);
   if (snapshots) restoreSnapshot(snapshots, registry, config, log);
+  // Only now (it awaits): no connection is answered before the registrations are back.
+  draining = await retireOrphans(kept, listeners, server, fdStore, log);
 
   const reload = (): void => {
     service.reloading();

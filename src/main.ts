@@ -136,6 +136,17 @@ async function modernCli(): Promise<Command> {
       process.exit(report.code);
     });
   program
+    .command('take-over')
+    .description("record the nodes another epmd on the port serves as provisional entries in epmd-ng's snapshot (run before replacing it)")
+    .addOption(portOption())
+    .requiredOption('--state-dir <dir>', "epmd-ng's state directory (the package uses /var/lib/private/epmd-ng)")
+    .action(async (opts: { port?: number; stateDir: string }) => {
+      const port = resolvePort(opts.port, process.env);
+      if (!port.ok) fail(port.message);
+      const { takeOver } = await import('./cli/take-over.js');
+      finish(await takeOver(port.value.port, opts.stateDir));
+    });
+  program
     .command('started')
     .description('exit 0 if an epmd answers on the port, 1 otherwise')
     .addOption(portOption())

@@ -1,6 +1,13 @@
 import type { NodeInfo } from '../protocol/requests.js';
 
 /** Registry key for a node name: its bytes one-to-one as a string, so comparison is byte-exact. */
+/**
+ * The creation of an entry taken over from another epmd, which does not tell creations (NAMES and
+ * PORT2_RESP carry none). Never a real one: OTP 23+ nodes get 32-bit creations above 3, older
+ * ones 1 to 3.
+ */
+export const UNKNOWN_CREATION = 0;
+
 export function nameKey(name: Buffer): string {
   return name.toString('latin1');
 }

@@ -23,6 +23,11 @@ export interface Listener {
   filtered: boolean;
   /** Why a this-host-only listener has no filter. */
   unfilteredBecause?: string;
+  /**
+   * The server must check each peer at accept time: this host only, and the filter was not on the
+   * socket before it listened (systemd's sockets, a filter attached late, or none).
+   */
+  checkPeers: boolean;
 }
 
 /** Whether the this-host-only filter is on a socket, and why not. */
@@ -121,8 +126,10 @@ async function listenOn(address: ListenAddress, port: number, native: SdNative |
   }
   const fd = native.listenTcp(host, port, { ipv6Only, freeBind, thisHostOnly });
   try {
+    // Filtered before listen(): no packet from another host ever reached this socket.
+    const filteredFromStart = thisHostOnly && native.filterState(fd) === 'this-host-only';
     const filter = thisHostOnly ? applyFilter(fd, true, native) : ({ filtered: false } as const);
-    return listener(await serveFd(fd), thisHostOnly, filter);
+    return listener(await serveFd(fd), thisHostOnly, filter, filteredFromStart);
   } catch (err) {
     fs.closeSync(fd);
     throw err;
@@ -157,8 +164,14 @@ export async function bindAddresses(addresses: ListenAddress[], port: number, na
   return { kind: 'listening', listeners, skipped };
 }
 
-export function listener(server: net.Server, thisHostOnly: boolean, filter: FilterOutcome): Listener {
-  return { server, thisHostOnly, filtered: filter.filtered, ...(filter.filtered || !filter.because ? {} : { unfilteredBecause: filter.because }) };
+export function listener(server: net.Server, thisHostOnly: boolean, filter: FilterOutcome, filteredFromStart = false): Listener {
+  return {
+    server,
+    thisHostOnly,
+    filtered: filter.filtered,
+    ...(filter.filtered || !filter.because ? {} : { unfilteredBecause: filter.because }),
+    checkPeers: thisHostOnly && !filteredFromStart,
+  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { UNKNOWN_CREATION } from '../registry/registry.js';
 
 /**
  * What probing a node's distribution port found:
@@ -42,7 +43,10 @@ function messages(buf: Buffer): Buffer[] {
   return out;
 }
 
-/** Probes the node registered as `name` with `creation` on loopback `port`. Never rejects. */
+/**
+ * Probes the node registered as `name` with `creation` on loopback `port` (UNKNOWN_CREATION: any
+ * creation of that name confirms it). Never rejects.
+ */
 export function probeNode(port: number, name: Buffer, creation: number, timeoutMs = 2000): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let received = Buffer.alloc(0);
@@ -69,7 +73,7 @@ export function probeNode(port: number, name: Buffer, creation: number, timeoutM
       const at = full.indexOf(0x40); // '@'
       const alive = at < 0 ? full : full.subarray(0, at);
       if (!alive.equals(name)) return done('other-node');
-      done(nodeCreation === creation ? 'confirmed' : 'alive');
+      done(creation === UNKNOWN_CREATION || nodeCreation === creation ? 'confirmed' : 'alive');
     });
   });
 }

@@ -136,13 +136,13 @@ export class EpmdServer {
   }
 
   /**
-   * Serves connections arriving on `listener` (any number of listeners may be attached). On a
-   * this-host-only listener a connection from another host is closed before anything is read: the
-   * socket filter normally drops such peers in the kernel, but connections that queued before it
-   * was attached (socket activation) or without the addon still arrive here.
+   * Serves connections arriving on `listener` (any number of listeners may be attached). With
+   * checkPeers (a this-host-only listener), a connection from another host is closed before
+   * anything is read: the socket filter normally drops such peers in the kernel, but connections
+   * that queued before it was attached (socket activation) or without the addon still arrive here.
    */
-  attach(listener: net.Server, options: { thisHostOnly?: boolean } = {}): void {
-    listener.on('connection', options.thisHostOnly ? (socket: net.Socket) => this.acceptFromThisHost(socket) : (socket: net.Socket) => this.accept(socket));
+  attach(listener: net.Server, options: { checkPeers?: boolean } = {}): void {
+    listener.on('connection', options.checkPeers ? (socket: net.Socket) => this.acceptFromThisHost(socket) : (socket: net.Socket) => this.accept(socket));
     // Accept failures (EMFILE and the like) must never stop the daemon (spec Q5): log and go on.
     listener.on('error', (err: NodeJS.ErrnoException) => this.violation('accept', { err: err.message }, 'accept failed'));
   }

@@ -166,6 +166,20 @@ export class FdStore {
     }
   }
 
+  /** Keeps another fd (a listening socket) in the store under `name`; it has no state record. */
+  keepFd(name: string, fd: number): void {
+    if (!this.enabled) return;
+    this.enqueue(name, { FDSTORE: '1', FDNAME: name }, [fd]);
+    this.flush();
+  }
+
+  /** Drops an fd kept with keepFd. */
+  dropFd(name: string): void {
+    if (!this.enabled) return;
+    this.enqueue(name, { FDSTOREREMOVE: '1', FDNAME: name }, []);
+    this.flush();
+  }
+
   private append(record: string): void {
     const bytes = Buffer.from(record, 'latin1');
     fs.writeSync(this.stateFd, bytes, 0, bytes.length, this.stateSize);

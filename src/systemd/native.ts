@@ -14,6 +14,8 @@ export interface SockInfo {
   protocol: number;
   /** SO_ACCEPTCONN: the socket is listening. */
   acceptConn: boolean;
+  /** SO_REUSEPORT: other sockets may join its address (ReusePort= of a socket unit). */
+  reusePort: boolean;
 }
 
 export interface SdNative {
@@ -31,6 +33,11 @@ export interface SdNative {
   memfdCreate(name: string): number;
   /** RLIMIT_NOFILE; RLIM_INFINITY is reported as Infinity. */
   getRlimitNofile(): { soft: number; hard: number };
+  /**
+   * Sends every new connection of the SO_REUSEPORT group of listening socket `fd` to the group's
+   * socket number `index` (the order in which they joined; out of range: the kernel's hash).
+   */
+  steerReuseport(fd: number, index: number): void;
   /**
    * A listening TCP socket on a numeric address (SO_REUSEADDR, close-on-exec), with the options set
    * before bind: IPV6_V6ONLY, IP_FREEBIND, and if it can the this-host-only filter. Throws a system

@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
-import { buildPackages, erlangBaseDeb, shell, type Packages } from './packages.js';
+import { creationsIn, type JournalEntry } from '../systemd/container.js';
+import { buildPackages, erlangBaseDeb, readPolls, repoRoot, shell, type Packages } from './packages.js';
 
 const name = containerName('pkg-coexist');
-const { sh, ok, show, waitFor, names, waitNode } = shell(name);
+const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
 
 /** An Erlang application the way Debian packages declare them: Requires= and After=epmd.service. */
 function appUnit(node: string): string {
@@ -53,6 +54,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
     const erlang = erlangBaseDeb(version);
     erlangDeb = path.basename(erlang);
     fs.copyFileSync(erlang, path.join(share, erlangDeb));
+    for (const f of ['test/packaging/names-poller.cjs', 'test/fixtures/holder.mjs']) fs.copyFileSync(path.join(repoRoot, f), path.join(share, path.basename(f)));
   }, BOOT_TIMEOUT_MS);
 
   afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
@@ -69,22 +71,67 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
       expect(await listening()).toEqual(['*:4369']);
       appInvocation = (await show('app.service', 'InvocationID')).InvocationID!;
+      // A client that registers once with OTP's epmd and never again, as C nodes do.
+      await ok('systemd-run -q --unit=holder-c node /host/holder.mjs c 1 /run/holder-c.out');
+      await waitNode('c0');
     });
 
-    it('installing epmd-ng takes port 4369 and the names over; the application keeps running and registers with it', async () => {
+    it('installing epmd-ng takes port 4369, the names and the registered nodes over: every answer to a 50 ms poll lists every node', async () => {
+      // Short provisional times, so that the test can show a node outliving them (an admin's drop-in).
+      await ok('mkdir -p /etc/systemd/system/epmd-ng.service.d && printf "[Service]\\nEnvironment=EPMD_NG_PROVISIONAL_TTL=6\\n" > /etc/systemd/system/epmd-ng.service.d/ttl.conf');
+      const pollFile = path.join(shareDir(name), 'poll-install.jsonl');
+      await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-install node /host/names-poller.cjs /host/poll-install.jsonl /run/poll-stop 50');
+      await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
+      const pollsBefore = readPolls(pollFile).length;
       const out = await ok(`cd /host && apt-get install -y ./${deb} 2>&1`);
+      const pollsDuring = readPolls(pollFile).length - pollsBefore;
+      await new Promise((r) => setTimeout(r, 3000));
+      await ok('touch /run/poll-stop');
+      await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-install')).stdout.trim() !== 'active');
+
       expect(out).toContain("epmd-ng: stopping erlang-base's epmd.socket");
+      expect(out).toContain('epmd-ng: took over 2 nodes from the epmd on port 4369');
+      // Every answer lists every node, the taken-over once-only client included. Between the stop of
+      // OTP's epmd and the start of epmd-ng's socket (the enablement and a daemon-reload) nothing
+      // listens on the port: those polls are refused, and only those, in one short window.
+      const polls = readPolls(pollFile);
+      const answered = polls.filter((p) => p.error === undefined);
+      const refused = polls.filter((p) => p.error !== undefined);
+      const window = refused.length ? refused.at(-1)!.t + refused.at(-1)!.ms - refused[0]!.t : 0;
+      console.log(
+        `first installation over erlang-base's epmd: ${polls.length} polls (${pollsDuring} while apt ran), slowest ${Math.max(...polls.map((p) => p.ms))} ms, ` +
+          `${refused.length} refused within ${window} ms`,
+      );
+      expect(pollsDuring).toBeGreaterThanOrEqual(3);
+      expect(answered.filter((p) => !['app', 'c0'].every((n) => p.names?.includes(n))).slice(0, 10)).toEqual([]);
+      expect(new Set(refused.map((p) => p.error))).toEqual(new Set(refused.length ? ['ECONNREFUSED'] : []));
+      const [first, last] = [refused[0]?.t ?? 0, refused.at(-1)?.t ?? -1];
+      expect(answered.filter((p) => p.t > first && p.t < last)).toEqual([]);
+      // A few hundred ms on an idle machine; it grows with load (the daemon-reload), hence the margin.
+      expect(window).toBeLessThan(3000);
+
       expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
       expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
       expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       // The application was not stopped by the hand-over...
       expect(await show('app.service', 'ActiveState', 'InvocationID')).toEqual({ ActiveState: 'active', InvocationID: appInvocation });
-      // ...and its node registers again, now with epmd-ng (OTP nodes reconnect within seconds).
-      await waitNode('app', 30_000);
       expect((await sh('pgrep -u epmd -x epmd')).code).not.toBe(0);
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
-      expect(JSON.parse(await ok('epmd-ng names --json')).nodes.map((n: { name: string }) => n.name)).toEqual(['app']);
-    }, 60_000);
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
+      // ...its node registered again with epmd-ng by itself, while the once-only client lost its
+      // connection with OTP's epmd and never registered again: it stays, provisional, past its
+      // 6 s because the probes find it alive on its port.
+      const nodes = async () => (JSON.parse(await ok('epmd-ng names --json')) as { nodes: { name: string; provisional: boolean }[] }).nodes;
+      await waitFor('app registered with epmd-ng', async () => (await nodes()).some((n) => n.name === 'app' && !n.provisional), 30_000);
+      expect(await ok('cat /run/holder-c.out')).toContain('closed c0');
+      await new Promise((r) => setTimeout(r, 8000));
+      expect((await nodes()).map((n) => [n.name, n.provisional]).sort()).toEqual([
+        ['app', false],
+        ['c0', true],
+      ]);
+      // Once it is gone, the probe finds nothing on its port and the entry goes.
+      await ok('systemctl stop holder-c && rm -r /etc/systemd/system/epmd-ng.service.d && systemctl daemon-reload');
+      await waitFor('c0 probed away', async () => (await nodes()).every((n) => n.name !== 'c0'), 15_000);
+    }, 90_000);
 
     it('systemctl start epmd and a new Requires=epmd.service application reach epmd-ng', async () => {
       await ok('systemctl start epmd');
@@ -104,7 +151,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect(await epmdServer()).toEqual({ id: 'epmd.service', user: 'epmd', comm: 'epmd' });
       await ok('systemctl stop epmd.socket epmd.service && systemctl enable --now epmd-ng.service');
       expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       await ok('systemctl start app.service app2.service');
       await waitNode('app');
       await waitNode('app2');
@@ -152,26 +199,58 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
       expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
       await ok('systemctl start epmd');
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
       await installApp('app3');
       await ok('systemctl start app3.service');
       await waitNode('app3');
     });
 
-    it('an upgrade of erlang-base disturbs epmd-ng only briefly: it stays enabled, and the nodes are back moments later', async () => {
-      // Reinstalling the same .deb runs erlang-base's upgrade path: its prerm kills any process
-      // whose name contains "epmd" (epmd-ng's is "epmd-ng") unless `epmd -kill` stops it, and its
-      // postinst restarts "epmd.service epmd.socket", which are epmd-ng's while it is enabled.
-      const before = await show('epmd-ng.service', 'MainPID');
-      const out = await ok(`dpkg -i /host/${erlangDeb} 2>&1`);
-      console.log(`erlang-base upgrade with epmd-ng installed: ${out.match(/Killing epmd\.\.\. .*/)?.[0] ?? '(no kill)'}`);
+    it('an upgrade of erlang-base leaves every node listed at every 50 ms poll, served by the same registrations', async () => {
+      // A real node with no dependency on epmd.service (erlang-base's postinst restarts epmd.service,
+      // and systemd restarts what Requires= it: app3, see below) and a client that registers once
+      // and never again, as C nodes do.
+      await startNode('r');
+      await ok('rm -f /run/holder.out && systemd-run -q --unit=holder node /host/holder.mjs h 1 /run/holder.out');
+      await waitFor('r and h0 registered', async () => {
+        const listed = await names();
+        return listed.includes('h0') && listed.includes('r');
+      });
+      const app3 = await show('app3.service', 'InvocationID');
+      const pollFile = path.join(shareDir(name), 'poll-erlang-base.jsonl');
+      await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-eb node /host/names-poller.cjs /host/poll-erlang-base.jsonl /run/poll-stop 50');
+      await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
+      const pollsBefore = readPolls(pollFile).length;
+
+      // Reinstalling the same .deb runs erlang-base's upgrade path: its prerm kills the first
+      // process `pgrep epmd` finds when `epmd -kill` fails (refused: nodes are registered), and its
+      // postinst runs `systemctl restart epmd.service epmd.socket`, i.e. epmd-ng's two units.
+      const out = await ok(`cd /host && apt-get install -y --reinstall ./${erlangDeb} 2>&1`);
+      const pollsDuring = readPolls(pollFile).length - pollsBefore;
+      await new Promise((r) => setTimeout(r, 3000)); // a dropped node would register again ~2 s later
+      await ok('touch /run/poll-stop');
+      await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-eb')).stdout.trim() !== 'active');
+
+      // Nothing named like epmd to kill: the daemon runs as "node".
+      expect(out).toContain('Killing epmd... it is not running.');
+      const polls = readPolls(pollFile);
+      const bad = polls.filter((p) => p.error !== undefined || !['h0', 'r'].every((n) => p.names?.includes(n)));
+      console.log(`erlang-base upgrade: ${polls.length} polls (${pollsDuring} while apt ran), slowest ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad`);
+      expect(pollsDuring).toBeGreaterThanOrEqual(3);
+      expect(bad.slice(0, 10)).toEqual([]);
+      // epmd-ng serves, enabled as before; the registrations are the same ones: the once-only
+      // client's connection never closed and the new process adopted each with its creation.
       expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
-      expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
-      await waitFor('epmd-ng listening again', async () => (await listening()).join() === '0.0.0.0:4369,[::]:4369');
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
+      expect(await ok('cat /run/holder.out')).not.toContain('closed');
+      const journal = (await ok('journalctl --no-pager -u epmd-ng.service -o json')).trim().split('\n').map((l) => JSON.parse(l) as JournalEntry);
+      const registered = creationsIn(journal, 'register');
+      const adopted = creationsIn(journal, 'adopt');
+      for (const n of ['h0', 'r']) expect(adopted.get(n), n).toBe(registered.get(n));
+      // systemd's rule for Requires=: restarting epmd.service restarted app3, whose node is back.
+      expect((await show('app3.service', 'InvocationID')).InvocationID).not.toBe(app3.InvocationID);
       await waitNode('app3', 30_000);
-      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'epmd-ng' });
-      console.log(`epmd-ng main PID ${before.MainPID} -> ${(await show('epmd-ng.service', 'MainPID')).MainPID}`);
-    }, 60_000);
+      await ok('systemctl stop erl-r holder');
+    }, 90_000);
 
     it('purging erlang-base while epmd-ng is installed leaves epmd-ng enabled and listening', async () => {
       // erlang-base's prerm stops "epmd.service epmd.socket" (ours) and its purge removes the

@@ -48,6 +48,14 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
   throw new Error(`timed out waiting for ${what}`);
 }
 
+/** creation per node from the daemon's register or adopt events in journal entries (the last one wins). */
+export function creationsIn(entries: JournalEntry[], event: 'register' | 'adopt'): Map<string, number> {
+  const out = new Map<string, number>();
+  // The daemon's own entries carry EPMD_* fields; systemd's lines about the unit do not.
+  for (const e of entries) if (e.EPMD_EVENT === event && e.EPMD_NODE !== undefined) out.set(e.EPMD_NODE, Number(e.EPMD_CREATION));
+  return out;
+}
+
 /**
  * Shell command for the container: a fresh node looks `node` up by the container's host name, as
  * `rabbitmqctl` or `bin/app remote` would (wherever /etc/hosts maps that name), and prints `pong`

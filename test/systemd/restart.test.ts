@@ -3,13 +3,15 @@
 // `systemctl stop` + start the snapshot brings them back as provisional entries. 100 registrations
 // come from a client that registers once and never again (as C nodes do), two from real Erlang nodes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { containerShell, waitFor } from './container.js';
+import { containerShell, creationsIn, waitFor } from './container.js';
 import { installEpmdNg } from './install.js';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, stopContainer } from './sdh.js';
 
 const name = containerName('epmd-restart');
 const { sh, ok, show, journal } = containerShell(name);
 const HELD = 100;
+/** Stored fds beside the registrations: the state memfd and a copy of each of the socket unit's two sockets. */
+const STORED_EXTRA = 1 + 2;
 
 /** The node names epmd -names lists right now (empty if it could not be asked). */
 async function listed(): Promise<string[]> {
@@ -26,12 +28,13 @@ const expected = (...erl: string[]) => [...Array.from({ length: HELD }, (_, i) =
 
 /**
  * Polls NAMES every 20 ms inside the container while `action` runs, and returns every answer's
- * node count: a gap in visibility would show up as a short list.
+ * node count: a gap in visibility would show up as a short list. -1 is no answer at all (refused,
+ * reset, or closed before the port header), which is never mistaken for an empty list.
  */
 async function pollDuring(action: string): Promise<number[]> {
   const poller =
     "const net=require('net');const counts=[];let stop=false;" +
-    "function ask(){return new Promise(r=>{const s=net.connect(4369,'127.0.0.1',()=>s.write(Buffer.from([0,1,110])));const c=[];s.on('data',d=>c.push(d));s.on('close',()=>{const t=Buffer.concat(c).subarray(4).toString();r(t.split('\\n').filter(Boolean).length)});s.on('error',()=>r(-1))})}" +
+    "function ask(){return new Promise(r=>{const s=net.connect(4369,'127.0.0.1',()=>s.write(Buffer.from([0,1,110])));const c=[];s.on('data',d=>c.push(d));s.on('close',()=>{const b=Buffer.concat(c);r(b.length<4?-1:b.subarray(4).toString().split('\\n').filter(Boolean).length)});s.on('error',()=>r(-1))})}" +
     "(async()=>{setTimeout(()=>stop=true,+process.argv[1]);while(!stop){counts.push(await ask());await new Promise(r=>setTimeout(r,20))}console.log(JSON.stringify(counts))})()";
   const [polled] = await Promise.all([
     sh(`node -e "${poller.replace(/"/g, '\\"')}" 4000`),
@@ -45,9 +48,7 @@ async function pollDuring(action: string): Promise<number[]> {
 
 /** creation per node from the journal's register and adopt events. */
 async function creations(event: 'register' | 'adopt'): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const e of await journal('epmd-ng.service', `EPMD_EVENT=${event}`)) out.set(e.EPMD_NODE!, Number(e.EPMD_CREATION));
-  return out;
+  return creationsIn(await journal('epmd-ng.service'), event);
 }
 
 describe('registrations survive restarts (fd store and snapshots)', () => {
@@ -82,15 +83,41 @@ describe('registrations survive restarts (fd store and snapshots)', () => {
     for (const [node, creation] of adopted) expect(creation, node).toBe(registered.get(node));
     // The client that never re-registers never saw its connections close.
     expect(await ok('cat /run/holder.out')).not.toContain('closed');
-    // One stored fd per registration, plus the memfd that describes them.
-    expect(Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore)).toBe(HELD + 2 + 1);
+    // One stored fd per registration, plus the memfd that describes them and the listening sockets.
+    expect(Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore)).toBe(HELD + 2 + STORED_EXTRA);
+  });
+
+  it('systemctl restart epmd.service epmd.socket, as erlang-base\'s postinst does: no connection refused or reset, every registration kept', async () => {
+    const before = { service: await show('epmd-ng.service', 'MainPID'), socket: await show('epmd-ng.socket', 'ActiveEnterTimestampMonotonic') };
+    const counts = await pollDuring('systemctl restart epmd.service epmd.socket');
+    // Both really restarted: the socket unit made new sockets.
+    expect((await show('epmd-ng.service', 'MainPID')).MainPID).not.toBe(before.service.MainPID);
+    expect((await show('epmd-ng.socket', 'ActiveEnterTimestampMonotonic')).ActiveEnterTimestampMonotonic).not.toBe(
+      before.socket.ActiveEnterTimestampMonotonic,
+    );
+    // Not one poll refused, reset (-1) or short: the old sockets kept listening in the fd store.
+    expect(counts.length).toBeGreaterThan(20);
+    expect(counts.filter((c) => c !== HELD + 2)).toEqual([]);
+    const registered = await creations('register');
+    const adopted = await creations('adopt');
+    for (const [node, creation] of registered) expect(adopted.get(node), node).toBe(creation);
+    expect(await ok('cat /run/holder.out')).not.toContain('closed');
+    const kept = await journal('epmd-ng.service');
+    expect(kept.filter((e) => e.MESSAGE?.includes('kept from before the socket unit restarted')).length).toBe(2);
+    // New connections were steered to the new sockets (the kernel accepted the reuseport program).
+    expect(kept.filter((e) => e.MESSAGE?.includes('cannot steer'))).toEqual([]);
+    // The old sockets are drained and closed: one socket per address again, and out of the store.
+    await waitFor('the old sockets closed', async () => (await ok("ss -ltnH 'sport = :4369' | wc -l")).trim() === '2');
+    await waitFor('the store back to its size', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 2 + STORED_EXTRA);
+    // erlang-base's prerm kills what `pgrep epmd` finds: the daemon's process is named node.
+    expect((await sh('pgrep epmd')).code).toBe(1);
   });
 
   it('a node that dies after the restart is still noticed through its connection closing', async () => {
     await ok('systemctl kill -s KILL erl-b.service');
     await waitFor('b gone from NAMES', async () => !(await listed()).includes('b'));
     expect(await listed()).toEqual(expected('a'));
-    await waitFor('b out of the fd store', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 1 + 1);
+    await waitFor('b out of the fd store', async () => Number((await show('epmd-ng.service', 'NFileDescriptorStore')).NFileDescriptorStore) === HELD + 1 + STORED_EXTRA);
   });
 
   it('SIGKILL with Restart=on-failure: all registrations are back before READY', async () => {

@@ -114,11 +114,11 @@ describe('fd classification', () => {
   });
 
   it('sockInfo tells listening, connected and non-socket fds apart', () => {
-    expect(native.sockInfo(osFd(server))).toEqual({ domain: 2, type: 1, protocol: 6, acceptConn: true });
-    expect(native.sockInfo(osFd(client))).toEqual({ domain: 2, type: 1, protocol: 6, acceptConn: false });
-    expect(native.sockInfo(osFd(accepted))).toEqual({ domain: 2, type: 1, protocol: 6, acceptConn: false });
-    if (server6) expect(native.sockInfo(osFd(server6))).toMatchObject({ domain: 10, acceptConn: true });
-    expect(native.sockInfo(osFd(unixServer))).toEqual({ domain: 1, type: 1, protocol: 0, acceptConn: true });
+    expect(native.sockInfo(osFd(server))).toEqual({ domain: 2, type: 1, protocol: 6, acceptConn: true, reusePort: false });
+    expect(native.sockInfo(osFd(client))).toEqual({ domain: 2, type: 1, protocol: 6, acceptConn: false, reusePort: false });
+    expect(native.sockInfo(osFd(accepted))).toEqual({ domain: 2, type: 1, protocol: 6, acceptConn: false, reusePort: false });
+    if (server6) expect(native.sockInfo(osFd(server6))).toMatchObject({ domain: 10, acceptConn: true, reusePort: false });
+    expect(native.sockInfo(osFd(unixServer))).toEqual({ domain: 1, type: 1, protocol: 0, acceptConn: true, reusePort: false });
     expect(native.sockInfo(fileFd)).toBeNull();
   });
 

@@ -1,4 +1,5 @@
 // The addon's helpers other than notify(), the memfd state file, and the loader.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,45 @@ describe('addon helpers', () => {
     // Cross-check with the shell's view of this process's limit (inherited by children).
     const fromProc = /^Max open files\s+(\S+)\s+(\S+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
     expect(String(soft)).toBe(fromProc?.[1] === 'unlimited' ? 'Infinity' : fromProc?.[1]);
+  });
+});
+
+describe('steerReuseport', () => {
+  // Node 20 cannot set SO_REUSEPORT, so python3 makes the group (two sockets on one port) and runs
+  // node with both; node steers, then counts which socket gets 30 connections.
+  const counts = (index: number): number[] => {
+    const child =
+      "const net=require('net');const [addon,index,a,b,port]=process.argv.slice(1);require(addon).steerReuseport(+b,+index);" +
+      'const counts=[0,0];[+a,+b].forEach((fd,i)=>net.createServer((s)=>{counts[i]++;s.destroy()}).listen({fd}));' +
+      "(async()=>{for(let i=0;i<30;i++)await new Promise((r)=>{const c=net.connect(+port,'127.0.0.1');c.on('close',r);c.on('error',r)});console.log(JSON.stringify(counts));process.exit(0)})()";
+    const python = [
+      'import socket, subprocess, sys',
+      'socks = []',
+      'for _ in range(2):',
+      '    s = socket.socket()',
+      '    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)',
+      '    s.bind(("127.0.0.1", socks[0].getsockname()[1] if socks else 0))',
+      '    s.listen(64)',
+      '    socks.append(s)',
+      'fds = [s.fileno() for s in socks]',
+      'sys.exit(subprocess.run([sys.argv[1], "-e", sys.argv[2], sys.argv[3], sys.argv[4], *map(str, fds), str(socks[0].getsockname()[1])], pass_fds=fds).returncode)',
+    ].join('\n');
+    const out = execFileSync('python3', ['-c', python, process.execPath, child, path.join(repoRoot, 'build/sd_native.node'), String(index)], { encoding: 'utf8' });
+    return JSON.parse(out) as number[];
+  };
+
+  it('sends every new connection of the group to the socket at the index, in the order they joined', () => {
+    expect(counts(1)).toEqual([0, 30]);
+    expect(counts(0)).toEqual([30, 0]);
+  });
+
+  it('throws a system error naming the option for what is not a socket', () => {
+    const fd = fs.openSync(os.devNull, 'r');
+    try {
+      expect(() => loadNative().steerReuseport(fd, 0)).toThrow(/ENOTSOCK.*SO_ATTACH_REUSEPORT_CBPF/);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 });
 
