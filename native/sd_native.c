@@ -5,6 +5,8 @@
 // - sockInfo(fd) -> {domain, type, protocol, acceptConn, reusePort} | null: tells inherited listening sockets from
 //   stored connections (Node has no getsockopt).
 // - setCloexec(fd, on), memfdCreate(name), getRlimitNofile() -> {soft, hard}.
+// - sendDatagram(address, payload, largeAsMemfd) -> bool: one log entry to journald's native socket
+//   or /dev/log, never blocking; a journal entry too large for a datagram goes as a sealed memfd.
 // - steerReuseport(fd, index): sends every new connection of fd's SO_REUSEPORT group to the socket
 //   at `index`, so that an older listener in the group can be drained and closed without a reset.
 // - listenTcp(host, port, {ipv6Only, freeBind, thisHostOnly}) -> fd, setThisHostOnly(fd, on) and
@@ -146,6 +148,26 @@ static int notify_addr(const char *e, struct sockaddr_un *sa) {
   return (int)(offsetof(struct sockaddr_un, sun_path) + l + 1);
 }
 
+static ssize_t sendmsg_nowait(int sock, const struct msghdr *mh) {
+  ssize_t n;
+  do n = sendmsg(sock, mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// Resolves addr into *sa (*salen) and opens a datagram socket to send there; -1 after throwing.
+static int dgram_socket_for(napi_env env, const char *addr, struct sockaddr_un *sa, socklen_t *salen, const char *what) {
+  int l = notify_addr(addr, sa);
+  if (l < 0) {
+    throw_errno(env, -l, what, addr);
+    return -1;
+  }
+  *salen = (socklen_t)l;
+  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) throw_errno(env, errno, "socket", NULL);
+  return sock;
+}
+
 // notify(state: string, fds?: number[] | null, address?: string): boolean
 // address defaults to getenv("NOTIFY_SOCKET") at call time; an unset or empty address returns false.
 // The optional address lets the JS side pass its own view of the environment: in a worker thread
@@ -201,20 +223,12 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   }
 
   struct sockaddr_un sa;
-  int salen = notify_addr(addr, &sa);
-  if (salen < 0) {
-    throw_errno(env, -salen, "notify", addr);
-    goto out;
-  }
-
-  int sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) {
-    throw_errno(env, errno, "socket", NULL);
-    goto out;
-  }
+  socklen_t salen;
+  int sock = dgram_socket_for(env, addr, &sa, &salen, "notify");
+  if (sock < 0) goto out;
 
   struct iovec iov = {.iov_base = state, .iov_len = state_len};
-  struct msghdr mh = {.msg_name = &sa, .msg_namelen = (socklen_t)salen, .msg_iov = &iov, .msg_iovlen = 1};
+  struct msghdr mh = {.msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1};
   char *cbuf = NULL;
   if (nfds > 0) {
     size_t clen = CMSG_SPACE(sizeof(int) * nfds);
@@ -235,9 +249,7 @@ static napi_value js_notify(napi_env env, napi_callback_info info) {
   // Never blocks: when PID 1 lags behind (its fd store costs it time per stored fd), the send fails
   // with EAGAIN and the caller decides what to retry, instead of the daemon's event loop stalling
   // until the watchdog fires.
-  ssize_t n;
-  do n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = sendmsg_nowait(sock, &mh);
   int saved = errno;
   close(sock);
   free(cbuf);
@@ -251,6 +263,93 @@ out:
   free(state);
   free(addr_arg);
   free(fds);
+  return result;
+}
+
+// A memfd holding data, sealed against every change: journald maps a sealed memfd directly, and
+// refuses an unsealed fd from an unprivileged sender (the unit's dynamic user).
+static int sealed_memfd(const char *data, size_t len) {
+  int fd = memfd_create("epmd-ng-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return -1;
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(fd, data + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) goto fail;
+    off += (size_t)w;
+  }
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) goto fail;
+  return fd;
+fail: {
+  int e = errno;
+  close(fd);
+  errno = e;
+  return -1;
+}
+}
+
+// sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean
+// Sends payload as one datagram to an AF_UNIX address ("/path" or "@abstract"). Returns false when
+// the receiver's queue is full (EAGAIN): a log entry must never stall the event loop, the caller
+// writes it elsewhere. With largeAsMemfd, a payload too large for a datagram (EMSGSIZE, ENOBUFS)
+// goes the way journald's native protocol defines: a sealed memfd passed with SCM_RIGHTS and an
+// empty payload. Throws on any other failure (ENOENT, ECONNREFUSED, EACCES: nobody listens).
+static napi_value js_send_datagram(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], result = NULL;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  bool is_buffer = false, large_as_memfd = false;
+  if (argc < 2 || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "sendDatagram(address, payload, largeAsMemfd): payload must be a Buffer");
+    return NULL;
+  }
+  if (argc >= 3) napi_get_value_bool(env, argv[2], &large_as_memfd);
+  char *addr = get_string(env, argv[0], NULL, "sendDatagram: address must be a string");
+  if (!addr) return NULL;
+  void *data = NULL;
+  size_t len = 0;
+  napi_get_buffer_info(env, argv[1], &data, &len);
+
+  struct sockaddr_un sa;
+  socklen_t salen;
+  int sock = dgram_socket_for(env, addr, &sa, &salen, "sendDatagram");
+  if (sock < 0) goto out;
+  struct iovec iov = {.iov_base = data, .iov_len = len};
+  struct msghdr mh = {.msg_name = &sa, .msg_namelen = salen, .msg_iov = &iov, .msg_iovlen = 1};
+  ssize_t n = sendmsg_nowait(sock, &mh);
+  if (n < 0 && large_as_memfd && (errno == EMSGSIZE || errno == ENOBUFS)) {
+    int memfd = sealed_memfd(data, len);
+    if (memfd < 0) {
+      int e = errno;
+      close(sock);
+      throw_errno(env, e, "memfd_create", "sealed journal entry");
+      goto out;
+    }
+    union {
+      struct cmsghdr align;
+      char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr fdmh = {.msg_name = &sa, .msg_namelen = salen, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&fdmh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &memfd, sizeof(int));
+    n = sendmsg_nowait(sock, &fdmh);
+    int e = errno;
+    close(memfd);
+    errno = e;
+  }
+  int saved = errno;
+  close(sock);
+  if (n < 0 && saved != EAGAIN) {
+    throw_errno(env, saved, "sendmsg", addr);
+    goto out;
+  }
+  napi_get_boolean(env, n >= 0, &result);
+
+out:
+  free(addr);
   return result;
 }
 
@@ -561,6 +660,7 @@ NAPI_MODULE_INIT() {
       {"setCloexec", NULL, js_set_cloexec, NULL, NULL, NULL, napi_enumerable, NULL},
       {"memfdCreate", NULL, js_memfd_create, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getRlimitNofile", NULL, js_get_rlimit_nofile, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sendDatagram", NULL, js_send_datagram, NULL, NULL, NULL, napi_enumerable, NULL},
       {"steerReuseport", NULL, js_steer_reuseport, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -75,7 +75,7 @@ function positiveFromEnv(env: NodeJS.ProcessEnv, name: string): Resolved<number 
   return { ok: true, value: Number(text) };
 }
 
-const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty', 'journal'];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty', 'journal', 'syslog'];
 
 export function resolveDaemonConfig(flags: DaemonFlags, env: NodeJS.ProcessEnv, fdLimit = openFileLimit()): Resolved<DaemonConfig> {
   const port = resolvePort(flags.port, env);

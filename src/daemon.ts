@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { parseEnvironmentFile, resolveReloadable, type DaemonConfig } from './config.js';
-import type { Logger } from './log/logger.js';
+import { detachedLogFormat, type Logger } from './log/logger.js';
 import { UNUSED_CAP, UNUSED_CAP_DEBUG } from './protocol/constants.js';
 import { Registry } from './registry/registry.js';
 import {
@@ -29,6 +29,8 @@ import { tryLoadNative } from './systemd/native.js';
 import { FdStore, recoverStored } from './systemd/fd-store.js';
 import { isStoredListener, socketNameOf, sortListeners, storedListenerName, type SortedListeners } from './systemd/listener-store.js';
 import { ServiceManager } from './systemd/service.js';
+import { isoTime, STATUS_FORMAT, type StatusDocument } from './status/document.js';
+import { VERSION } from './version.js';
 
 /** When provisional entries are probed: first after OTP nodes' 2 s re-registration, then every 5 s. */
 const FIRST_PROBE_MS = 2500;
@@ -46,11 +48,14 @@ export type DaemonExit = { code: number; message?: string };
 
 /**
  * `-daemon`: start a detached copy without the flag and return at once with status 0, before any
- * socket is bound, as OTP does (`erl` relies on "exit 0 if already running", spec §11.2).
+ * socket is bound, as OTP does (`erl` relies on "exit 0 if already running", spec §11.2). The copy
+ * has no stderr, so it logs to the journal, or to syslog where there is none, as OTP logs to syslog
+ * in this mode; EPMD_NG_LOG_FORMAT still wins.
  */
 export function daemonize(argv: readonly string[]): void {
   const args = argv.filter((a) => a !== '-daemon');
-  const child = spawn(process.execPath, [process.argv[1]!, ...args], { detached: true, stdio: 'ignore', cwd: '/' });
+  const env = { ...process.env, EPMD_NG_LOG_FORMAT: process.env.EPMD_NG_LOG_FORMAT || detachedLogFormat() };
+  const child = spawn(process.execPath, [process.argv[1]!, ...args], { detached: true, stdio: 'ignore', cwd: '/', env });
   child.unref();
 }
 
@@ -217,8 +222,11 @@ function snapshotOf(registry: Registry<Connection>, bootId: string): Snapshot {
   };
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 /** Runs the daemon until KILL_REQ or a signal; resolves with how the process should exit. */
 export async function runDaemon(config: DaemonConfig, log: Logger): Promise<DaemonExit> {
+  const startedAt = Date.now();
   const service = new ServiceManager(log, () => describe());
   try {
     service.checkSupport();
@@ -242,10 +250,10 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
   const reach = describeReach(listeners);
 
   const registry = new Registry<Connection>({ unusedCap: config.debug > 0 ? UNUSED_CAP_DEBUG : UNUSED_CAP });
+  /** The STATUS= line `systemctl status` shows. */
   const describe = (): string => {
     const provisional = registry.provisionalNewestFirst().length;
-    const nodes = registry.size + provisional;
-    return `Serving ${nodes} node${nodes === 1 ? '' : 's'}${provisional ? ` (${provisional} provisional)` : ''} on ${reach}`;
+    return `Serving ${plural(registry.size + provisional, 'node')} (${provisional} provisional) on ${reach}; ${plural(server.connectionCount, 'connection')} open`;
   };
   const fdStore = new FdStore(service.notifier, log, service.enabled && config.fdStore, function* () {
     for (const r of registry.newestFirst()) if (r.owner.storeName) yield { storeName: r.owner.storeName, node: r };
@@ -305,8 +313,38 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       },
       provisionalDropped: changed,
       killRequested: () => stop('KILL_REQ', () => service.exited(0), true),
+      status: () => status(),
     },
   );
+  const status = (): StatusDocument => {
+    const counters = server.counters;
+    const watchdog = service.watchdogState();
+    return {
+      format: STATUS_FORMAT,
+      version: VERSION,
+      pid: process.pid,
+      startedAt: isoTime(startedAt)!,
+      uptimeSeconds: (Date.now() - startedAt) / 1000,
+      port: server.reportedPort,
+      addresses,
+      reach,
+      activated,
+      nodes: { active: registry.size, provisional: registry.provisionalNewestFirst().length },
+      connections: { open: server.connectionCount, max: server.maxConnections, accepted: counters.accepted, evictions: counters.evictions, refused: counters.refused },
+      requests: counters.requests,
+      violations: counters.violations,
+      fdStore: { enabled: fdStore.enabled, registrations: fdStore.registrations, pending: fdStore.backlog },
+      snapshot: {
+        enabled: snapshots !== undefined,
+        file: snapshots?.file ?? null,
+        lastAt: isoTime(snapshots?.lastAttemptAt ?? null),
+        lastResult: snapshots?.lastAttemptAt == null ? null : snapshots.lastError === null ? 'ok' : 'failed',
+        lastError: snapshots?.lastError ?? null,
+        writes: snapshots?.writeCount ?? 0,
+      },
+      watchdog: { ...watchdog, lastPingAt: isoTime(watchdog.lastPingAt) },
+    };
+  };
   for (const listener of listeners) server.attach(listener.server, { checkPeers: listener.checkPeers });
   // Copies of the socket unit's sockets, so that they keep listening if it is restarted.
   for (const f of kept.unstored) fdStore.keepFd(storedListenerName(f.fd, f.name), f.fd);

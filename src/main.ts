@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { runClientCommand, runJsonQuery, type ClientOutcome } from './cli/client.js';
+import { runStatus, type StatusOutput } from './cli/status.js';
 import { OTP_USAGE, parseOtpArgs, type ClientCommand, type DaemonFlags } from './cli/otp-args.js';
 import { resolveDaemonConfig, resolvePort } from './config.js';
 import { daemonize, runDaemon } from './daemon.js';
@@ -20,11 +21,16 @@ function finish(outcome: ClientOutcome): never {
   return undefined as never;
 }
 
-async function client(command: ClientCommand, flagPort: number | undefined, json = false): Promise<never> {
+function clientPort(flagPort: number | undefined): number {
   const port = resolvePort(flagPort, process.env);
   if (!port.ok) fail(port.message);
-  if (json && (command.name === 'names' || command.name === 'dump')) return finish(await runJsonQuery(command.name, port.value.port));
-  return finish(await runClientCommand(command, port.value.port));
+  return port.value.port;
+}
+
+async function client(command: ClientCommand, flagPort: number | undefined, json = false): Promise<never> {
+  const port = clientPort(flagPort);
+  if (json && (command.name === 'names' || command.name === 'dump')) return finish(await runJsonQuery(command.name, port));
+  return finish(await runClientCommand(command, port));
 }
 
 async function daemon(flags: DaemonFlags, argv: readonly string[]): Promise<void> {
@@ -61,8 +67,10 @@ async function modernCli(): Promise<Command> {
         'OTP syntax works unchanged, e.g. `epmd-ng -port 4369 -names`, `epmd-ng -d -relaxed_command_check`.',
     )
     .version(VERSION, '-V, --version')
-    .showHelpAfterError('(run epmd-ng --help for usage)')
-    .configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error: ') ? `epmd-ng: ${s.slice(7)}` : s) });
+    // Every usage error is one line: `epmd-ng: unknown option '--x' (run epmd-ng --help for usage)`.
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.startsWith('error: ') ? `epmd-ng: ${s.slice(7).trimEnd()} (run epmd-ng --help for usage)\n` : s),
+    });
   const portOption = () => new Option('-p, --port <port>', 'epmd port (default: ERL_EPMD_PORT or 4369)').argParser(parsePortOption);
 
   program
@@ -97,6 +105,17 @@ async function modernCli(): Promise<Command> {
       .option('--json', 'print one JSON document instead of the epmd text')
       .action((opts: { port?: number; json?: boolean }) => client({ name: what }, opts.port, opts.json));
   }
+  program
+    .command('status')
+    .allowExcessArguments(false)
+    .description('how the daemon is doing: nodes, connections, requests, violations, fd store, snapshot, watchdog')
+    .addOption(portOption())
+    .addOption(new Option('--json', 'print the status document as JSON').conflicts('prometheus'))
+    .addOption(new Option('--prometheus', 'print Prometheus text exposition format (node_exporter textfile collector)'))
+    .action(async (opts: { port?: number; json?: boolean; prometheus?: boolean }) => {
+      const output: StatusOutput = opts.json ? 'json' : opts.prometheus ? 'prometheus' : 'text';
+      finish(await runStatus(clientPort(opts.port), output));
+    });
   program
     .command('kill')
     .description('ask the daemon to exit (refused while nodes are registered, unless relaxed)')

@@ -73,6 +73,8 @@ export class SnapshotStore {
   lastError: string | null = null;
   /** Successful writes since construction. */
   writeCount = 0;
+  /** When the last write was attempted (ms since the epoch), successful or not; null before any. */
+  lastAttemptAt: number | null = null;
 
   private readonly dir: string;
   private readonly log: SnapshotLog;
@@ -180,6 +182,7 @@ export class SnapshotStore {
 
   /** Builds and writes one snapshot; failures are logged (rate-limited), never thrown. */
   private save(produce: () => Snapshot): boolean {
+    this.lastAttemptAt = Date.now();
     let bytes: Buffer;
     try {
       bytes = encodeSnapshot(produce());

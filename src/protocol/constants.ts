@@ -26,7 +26,12 @@ export const RequestCode = {
   DUMP_REQ: 100, // 'd'
   KILL_REQ: 107, // 'k'
   STOP_REQ: 115, // 's'
+  /** epmd-ng's own, local peers only; OTP's epmd closes the connection without a reply. */
+  STATUS_REQ: 83, // 'S'
 } as const;
+
+/** The STATUS_REQ layout this daemon answers: `S` followed by this version byte. */
+export const STATUS_VERSION = 1;
 
 export const ReplyCode = {
   ALIVE2_RESP: 121, // 'y', 16-bit creation

@@ -145,3 +145,8 @@ export const KILL_REFUSED = Buffer.from('NO');
 export const STOP_DONE = Buffer.from('STOPPED');
 /** OTP falls through after NOEXIST and also sends STOPPED; its client reads only 7 bytes. */
 export const STOP_UNKNOWN = Buffer.from('NOEXISTSTOPPED');
+
+/** STATUS_REQ's reply: the status document as one line of JSON, then the connection closes. */
+export function encodeStatusReply(document: object): Buffer {
+  return Buffer.from(`${JSON.stringify(document)}\n`);
+}

@@ -1,4 +1,4 @@
-import { MAX_LOOKUP_NAME_CHARS, MAX_NAME_CHARS, MAX_SYMBOL_BYTES, RequestCode } from './constants.js';
+import { MAX_LOOKUP_NAME_CHARS, MAX_NAME_CHARS, MAX_SYMBOL_BYTES, RequestCode, STATUS_VERSION } from './constants.js';
 import { countCodePoints, isStrictUtf8 } from './utf8.js';
 
 /** What a node registers: every field is stored and echoed back verbatim in PORT2_RESP. */
@@ -27,7 +27,8 @@ export type Request =
   | { type: 'names' }
   | { type: 'dump' }
   | { type: 'kill' }
-  | { type: 'stop'; name: Buffer };
+  | { type: 'stop'; name: Buffer }
+  | { type: 'status' };
 
 export type RequestType = Request['type'];
 
@@ -45,6 +46,7 @@ const typeByCode = new Map<number, RequestType>([
   [RequestCode.DUMP_REQ, 'dump'],
   [RequestCode.KILL_REQ, 'kill'],
   [RequestCode.STOP_REQ, 'stop'],
+  [RequestCode.STATUS_REQ, 'status'],
 ]);
 
 const NO_EXTRA = Buffer.alloc(0);
@@ -54,9 +56,9 @@ export function requestTypeOf(payload: Buffer): RequestType | undefined {
   return payload.length > 0 ? typeByCode.get(payload[0]!) : undefined;
 }
 
-/** Only peers on this host may register, dump, kill or stop (spec §7). */
+/** Only peers on this host may register, dump, kill or stop (spec §7), or ask for the status. */
 export function isLocalOnly(type: RequestType): boolean {
-  return type === 'alive2' || type === 'dump' || type === 'kill' || type === 'stop';
+  return type === 'alive2' || type === 'dump' || type === 'kill' || type === 'stop' || type === 'status';
 }
 
 /** Decodes one frame payload (spec §5), applying every validation OTP applies, in OTP's order. */
@@ -73,6 +75,11 @@ export function decodeRequest(payload: Buffer): Request | Malformed {
     case 'names':
     case 'dump':
     case 'kill':
+      return { type };
+    case 'status':
+      // Exactly `S` + version: a newer client asking for a layout this daemon does not know gets
+      // no reply rather than a document it would misread.
+      if (payload.length !== 2 || payload[1] !== STATUS_VERSION) return malformed('status', `unsupported STATUS_REQ (${payload.length} bytes, version ${payload[1] ?? 'none'})`);
       return { type };
     default:
       return malformed('unknown', `unknown request code ${payload[0] ?? 'none'}`);

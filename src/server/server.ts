@@ -15,6 +15,7 @@ import {
   encodeDumpReply,
   encodeNamesReply,
   encodePort2Reply,
+  encodeStatusReply,
   KILL_OK,
   KILL_REFUSED,
   STOP_DONE,
@@ -24,6 +25,7 @@ import { creationFor, type ProvisionalEntry, type Registration, type Registry } 
 import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
+import { ServerCounters, type Violation } from '../status/counters.js';
 import { Connection, ConnectionTable, formatPeer, type DropReason } from './connections.js';
 import { isLocalPeer, isOwnAddress } from './locality.js';
 
@@ -50,11 +52,11 @@ export interface ServerHooks {
   provisionalDropped?(entry: ProvisionalEntry, reason: 'stopped'): void;
   /** A KILL_REQ was accepted; the reply has been sent. */
   killRequested?(): void;
+  /** The document STATUS_REQ answers with (epmd-ng status). */
+  status?(): object;
 }
 
 export { Connection };
-
-type Violation = 'framing' | 'malformed' | 'non-local' | 'remote' | 'disallowed' | 'duplicate' | 'rejected' | 'overload' | 'accept' | 'slow-reader';
 
 /** pino's numeric levels, to skip building log records nobody will see on the hot path. */
 const INFO = 30;
@@ -84,6 +86,7 @@ interface SharedReply {
 export class EpmdServer {
   private readonly table: ConnectionTable;
   private readonly violations = new RateLimiter<Violation>(20, 10_000);
+  readonly counters = new ServerCounters();
   private names?: SharedReply;
   private dumps?: SharedReply;
   private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
@@ -117,6 +120,14 @@ export class EpmdServer {
   /** Bytes of replies still waiting for slow readers. */
   get pendingReplyBytes(): number {
     return this.table.pendingBytes;
+  }
+
+  get maxConnections(): number {
+    return this.settings.maxConnections;
+  }
+
+  get reportedPort(): number {
+    return this.settings.reportedPort;
   }
 
   /** New cap for later connections (reload); open connections are not closed to meet it. */
@@ -160,13 +171,16 @@ export class EpmdServer {
   }
 
   private accept(socket: net.Socket): void {
+    this.counters.accepted++;
     if (this.table.size >= this.settings.maxConnections) {
       const evicted = this.table.evictOne();
       if (!evicted) {
+        this.counters.refused++;
         this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
         socket.destroy();
         return;
       }
+      this.counters.evictions++;
       this.violation('overload', { peer: evicted.peer, phase: evicted.phase }, 'connection limit reached, evicting the oldest connection without a registration');
     }
     const conn = this.track(socket, 'reading');
@@ -263,6 +277,8 @@ export class EpmdServer {
    * is sent here too so clients see the same thing.
    */
   private drop(conn: Connection): void {
+    // Out of the table (phase 'closed') first: the close must not count as a second violation.
+    this.table.remove(conn);
     if (conn.reader && conn.reader.received > OTP_FIRST_READ) conn.socket.resetAndDestroy();
     else conn.socket.destroy();
   }
@@ -283,6 +299,7 @@ export class EpmdServer {
       this.violation('malformed', { peer: conn.peer, request: request.request }, request.reason);
       return this.drop(conn);
     }
+    this.counters.requests[request.type]++;
     if (this.log.levelVal <= DEBUG) this.log.debug({ peer: conn.peer, request: request.type }, 'request');
     // The request is decoded: the bytes read for it are no longer needed.
     conn.reader = undefined;
@@ -299,6 +316,8 @@ export class EpmdServer {
         return this.kill(conn);
       case 'stop':
         return this.stop(conn, request.name);
+      case 'status':
+        return this.reply(conn, encodeStatusReply(this.hooks.status?.() ?? {}));
     }
   }
 
@@ -464,9 +483,11 @@ export class EpmdServer {
   }
 
   private violation(kind: Violation, fields: Record<string, unknown>, message: string): void {
+    this.counters.violations[kind]++;
     const admitted = this.violations.admit(kind);
     if (!admitted) return;
-    this.log.warn(admitted.dropped > 0 ? { ...fields, suppressed: admitted.dropped } : fields, message);
+    const event = { event: 'violation', kind, ...fields };
+    this.log.warn(admitted.dropped > 0 ? { ...event, suppressed: admitted.dropped } : event, message);
   }
 }
 

@@ -125,6 +125,11 @@ export class FdStore {
     this.flush();
   }
 
+  /** Registrations in the store, or on their way there. */
+  get registrations(): number {
+    return this.liveEntries;
+  }
+
   /** Messages waiting for PID 1. */
   get backlog(): number {
     return this.queue.size;

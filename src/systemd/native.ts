@@ -48,6 +48,12 @@ export interface SdNative {
   setThisHostOnly(fd: number, on: boolean): void;
   /** Which classic socket filter the socket has. */
   filterState(fd: number): 'none' | 'this-host-only' | 'other';
+  /**
+   * One datagram to an AF_UNIX address, never blocking: false when the receiver's queue is full.
+   * `largeAsMemfd`: a payload too large for a datagram is passed as a sealed memfd (journald's
+   * native protocol). Throws (ENOENT, ECONNREFUSED, EACCES, ...) when nobody receives.
+   */
+  sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean;
 }
 
 export interface ListenTcpOptions {

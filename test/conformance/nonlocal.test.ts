@@ -4,7 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { daemonCommand, repoRoot } from '../helpers/daemon.js';
+import { daemonCommand, impl, repoRoot } from '../helpers/daemon.js';
 
 interface Probe {
   kind: string;
@@ -33,8 +33,8 @@ describe('G-G locality with non-loopback addresses (private network namespace)',
   const unusedRem = Buffer.concat([Buffer.from([0, 0, 0x11, 0x11]), Buffer.from('old/unused name <rem>, port = 5555, fd = ')]).toString('hex');
 
   for (const [from, to] of [['192.0.2.2', '192.0.2.1'], ['192.0.2.2', '127.0.0.1'], ['2001:db8::2', '2001:db8::1']] as const) {
-    it(`${from} -> ${to}: ALIVE2, DUMP, STOP and KILL refused without reply; NAMES and PORT2 served`, () => {
-      for (const kind of ['ALIVE2', 'DUMP', 'STOP', 'KILL']) expect(get(kind, from, to), kind).toMatchObject({ recv: '', end: 'FIN' });
+    it(`${from} -> ${to}: ALIVE2, DUMP, STOP, STATUS and KILL refused without reply; NAMES and PORT2 served`, () => {
+      for (const kind of ['ALIVE2', 'DUMP', 'STOP', 'STATUS', 'KILL']) expect(get(kind, from, to), kind).toMatchObject({ recv: '', end: 'FIN' });
       expect(get('NAMES', from, to)).toMatchObject({ recv: NAMES_EMPTY, end: 'FIN' });
       expect(get('PORT2', from, to)).toMatchObject({ recv: '7701', end: 'FIN' });
     });
@@ -48,6 +48,10 @@ describe('G-G locality with non-loopback addresses (private network namespace)',
       expect(get('DUMP', from, to).recv.startsWith(unusedRem)).toBe(true);
       // STOP is local but relaxed command check is off: closed without reply.
       expect(get('STOP', from, to)).toMatchObject({ recv: '', end: 'FIN' });
+      // epmd-ng's STATUS_REQ is answered to local peers; OTP's epmd has no such request.
+      const status = Buffer.from(get('STATUS', from, to).recv, 'hex').toString();
+      if (impl === 'ng') expect(JSON.parse(status)).toMatchObject({ format: 1, requests: { status: expect.any(Number) as number } });
+      else expect(status).toBe('');
     });
   }
 });

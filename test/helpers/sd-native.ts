@@ -26,12 +26,18 @@ export interface ReceivedFd {
   peer?: unknown;
   size?: number;
   content?: string;
+  /** A file's whole contents, base64. */
+  raw?: string;
+  /** A file's F_GET_SEALS bits (null when it cannot be sealed). */
+  seals?: number | null;
 }
 
 export interface Datagram {
   pid: number | null;
   uid: number | null;
   data: string;
+  /** The datagram's bytes, base64. */
+  raw: string;
   fields: Record<string, string>;
   fds: ReceivedFd[];
   ctrunc: boolean;

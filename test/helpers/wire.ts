@@ -133,6 +133,8 @@ export function requestPayload(r: Request): Buffer {
       return Buffer.from([100]);
     case 'kill':
       return Buffer.from([107]);
+    case 'status':
+      return Buffer.from([83, 1]); // `S` and the layout version
   }
 }
 

@@ -68,6 +68,8 @@ describe('npm run package', () => {
         ['/usr/share/doc/epmd-ng/README.md.gz', '-rw-r--r--'],
         ['/usr/share/doc/epmd-ng/examples/epmd-ng-remote.conf', '-rw-r--r--'],
         ['/usr/share/doc/epmd-ng/examples/erlang-app.service', '-rw-r--r--'],
+        ['/usr/share/doc/epmd-ng/examples/epmd-ng-prometheus.service', '-rw-r--r--'],
+        ['/usr/share/doc/epmd-ng/examples/epmd-ng-prometheus.timer', '-rw-r--r--'],
       ] as const) {
         expect(entries.get(p)?.mode, p).toBe(mode);
       }
@@ -156,6 +158,7 @@ describe('npm run package', () => {
         '/etc/sysconfig/epmd-ng',
         '/usr/share/doc/epmd-ng/README.md',
         '/usr/share/doc/epmd-ng/examples/epmd-ng-remote.conf',
+        '/usr/share/doc/epmd-ng/examples/epmd-ng-prometheus.timer',
         '/usr/share/licenses/epmd-ng/LICENSE',
         '/usr/share/licenses/epmd-ng/LICENSES.bundled',
       ]) {

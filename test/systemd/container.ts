@@ -2,12 +2,12 @@
 // the journal, wait for conditions.
 import { execIn, type ExecResult } from './sdh.js';
 
+/** One entry of `journalctl -o json`: MESSAGE, PRIORITY, the daemon's EPMD_* fields, journald's own. */
 export interface JournalEntry {
   MESSAGE?: string;
   PRIORITY?: string;
   __MONOTONIC_TIMESTAMP?: string;
-  /** The process that logged the line. */
-  _PID?: string;
+  [field: string]: string | undefined;
 }
 
 export interface ContainerShell {
@@ -51,12 +51,8 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
 /** creation per node from the daemon's register or adopt events in journal entries (the last one wins). */
 export function creationsIn(entries: JournalEntry[], event: 'register' | 'adopt'): Map<string, number> {
   const out = new Map<string, number>();
-  for (const e of entries) {
-    // The daemon's own lines are JSON; systemd's lines about the unit are not.
-    if (!e.MESSAGE?.startsWith('{')) continue;
-    const m = JSON.parse(e.MESSAGE) as { event?: string; node?: string; creation?: number };
-    if (m.event === event && m.node) out.set(m.node, m.creation!);
-  }
+  // The daemon's own entries carry EPMD_* fields; systemd's lines about the unit do not.
+  for (const e of entries) if (e.EPMD_EVENT === event && e.EPMD_NODE !== undefined) out.set(e.EPMD_NODE, Number(e.EPMD_CREATION));
   return out;
 }
 

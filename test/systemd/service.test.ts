@@ -60,15 +60,20 @@ describe('epmd-ng under a real systemd', () => {
     const names = await sh('epmd -names');
     expect(names.code).toBe(0);
     expect(names.stdout).toBe('epmd: up and running on port 4369 with data:\n');
-    const s = await show('epmd-ng.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'ActiveEnterTimestampMonotonic', 'StatusText');
+    const s = await show('epmd-ng.service', 'ActiveState', 'StatusText');
     expect(s.ActiveState).toBe('active');
-    expect(s.StatusText).toBe('Serving 0 nodes on port 4369 for this host only (every local address)');
-    // Type=notify: the unit became active after the daemon had its sockets up and said so.
-    const listening = (await journal('epmd-ng.service')).find((e) => e.MESSAGE?.includes('"msg":"listening on'));
-    expect(listening).toBeDefined();
-    const started = Number(s.ExecMainStartTimestampMonotonic);
-    const logged = Number(listening!.__MONOTONIC_TIMESTAMP);
-    const active = Number(s.ActiveEnterTimestampMonotonic);
+    expect(s.StatusText).toMatch(/^Serving 0 nodes \(0 provisional\) on port 4369 for this host only \(every local address\); \d+ connections? open$/);
+    // Type=notify: the unit became active after the daemon had its sockets up and said so. The
+    // entry's send time counts (_SOURCE_REALTIME_TIMESTAMP, the kernel's stamp on the native
+    // datagram), not when a busy journald got round to reading it (__MONOTONIC_TIMESTAMP).
+    const listening = (await journal('epmd-ng.service')).find((e) => e.MESSAGE?.startsWith('listening on'));
+    expect(listening?._TRANSPORT).toBe('journal');
+    const usec = async (iface: string, prop: string) =>
+      Number((await ok(`busctl get-property org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/epmd_2dng_2eservice org.freedesktop.systemd1.${iface} ${prop}`)).split(' ')[1]);
+    const started = await usec('Service', 'ExecMainStartTimestamp');
+    const logged = Number(listening!._SOURCE_REALTIME_TIMESTAMP);
+    const active = await usec('Unit', 'ActiveEnterTimestamp');
+    expect(started).toBeGreaterThan(0);
     expect(started).toBeLessThan(logged);
     // journald stamps the line when it reads the daemon's stderr, PID 1 stamps READY=1 when it reads
     // the notify socket: the line is written first, but the two readers race by a few milliseconds.
@@ -94,7 +99,7 @@ describe('epmd-ng under a real systemd', () => {
     const json = JSON.parse(await ok('epmd-ng names --json')) as { port: number; nodes: { name: string }[] };
     expect(json.port).toBe(4369);
     expect(json.nodes.map((n) => n.name)).toEqual(['a']);
-    await waitFor('STATUS with one node', async () => (await show('epmd-ng.service', 'StatusText')).StatusText!.startsWith('Serving 1 node on'));
+    await waitFor('STATUS with one node', async () => (await show('epmd-ng.service', 'StatusText')).StatusText!.startsWith('Serving 1 node (0 provisional) on'));
     await ok('systemctl stop erl-a');
   });
 
@@ -138,14 +143,14 @@ describe('epmd-ng under a real systemd', () => {
     // A malformed packet: a protocol violation, logged at warning level.
     await sh("printf '\\000\\000' > /dev/tcp/127.0.0.1/4369; sleep 0.3");
     const all = await journal('epmd-ng.service');
-    const registered = all.find((e) => e.MESSAGE?.includes('"msg":"node registered"'));
+    const registered = all.find((e) => e.EPMD_EVENT === 'register');
     expect(registered?.PRIORITY).toBe('6');
-    expect(registered?.MESSAGE).toMatch(/^\{"level":30,"event":"register","node":"a","port":\d+,"creation":\d+/);
+    expect(registered?.MESSAGE).toMatch(/^node a registered: port \d+, creation \d+, from 127\.0\.0\.1:\d+/);
     const violation = all.find((e) => e.MESSAGE?.includes('invalid packet size'));
     expect(violation?.PRIORITY).toBe('4');
     const warnings = await journal('epmd-ng.service', '-p warning');
     expect(warnings.some((e) => e.MESSAGE?.includes('invalid packet size'))).toBe(true);
-    expect(warnings.some((e) => e.MESSAGE?.includes('node registered'))).toBe(false);
+    expect(warnings.some((e) => e.EPMD_EVENT === 'register')).toBe(false);
   });
 
   it('systemctl reload re-reads the settings file and stays active with the same process', async () => {
@@ -154,11 +159,11 @@ describe('epmd-ng under a real systemd', () => {
     const after = await show('epmd-ng.service', 'MainPID', 'ActiveState');
     expect(after.ActiveState).toBe('active');
     expect(after.MainPID).toBe(before.MainPID);
-    const reloaded = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.includes('"msg":"reloaded"'));
-    expect(reloaded.at(-1)?.MESSAGE).toContain('"logLevel":"debug"');
+    const reloaded = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.startsWith('reloaded'));
+    expect(reloaded.at(-1)?.EPMD_LOG_LEVEL).toBe('debug');
     // Debug level is in force: each request is now logged.
     await sh('epmd -names');
-    await waitFor('a debug entry', async () => (await journal('epmd-ng.service', '-p debug')).some((e) => e.MESSAGE?.includes('"request":"names"')));
+    await waitFor('a debug entry', async () => (await journal('epmd-ng.service', '-p debug')).some((e) => e.EPMD_REQUEST === 'names'));
     await ok('rm /etc/default/epmd-ng');
   });
 
@@ -187,8 +192,8 @@ describe('epmd-ng under a real systemd', () => {
     await ok('epmd -names >/dev/null && systemctl stop epmd-ng.service');
     const s = await show('epmd-ng.service', 'ActiveState', 'Result', 'ExecMainStatus');
     expect(s).toMatchObject({ ActiveState: 'inactive', Result: 'success', ExecMainStatus: '0' });
-    const stopping = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.includes('"msg":"stopping"'));
-    expect(stopping.at(-1)?.MESSAGE).toContain('"reason":"SIGTERM"');
+    const stopping = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.startsWith('stopping'));
+    expect(stopping.at(-1)?.EPMD_REASON).toBe('SIGTERM');
   });
 
   it('a hung event loop is caught by the watchdog: killed with SIGABRT and restarted', async () => {

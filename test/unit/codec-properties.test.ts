@@ -36,7 +36,7 @@ const stream = fc.oneof(
   fc
     .record({
       length: fc.oneof(fc.integer({ min: 0, max: 3100 }), fc.constantFrom(0, 1, MAX_FRAME_PAYLOAD, MAX_FRAME_PAYLOAD + 1, 0xffff)),
-      code: fc.constantFrom(120, 122, 110, 100, 107, 115, 97, 0),
+      code: fc.constantFrom(120, 122, 110, 100, 107, 115, 83, 97, 0),
       body: bytes(3200),
       fit: fc.constantFrom('any', 'exact', 'exact+tail'),
       tail: bytes(8),
@@ -73,7 +73,7 @@ const validRequest: fc.Arbitrary<Request> = fc.oneof(
   bytes(200)
     .filter((b) => b.length > 0 && !b.includes(0))
     .map((name): Request => ({ type: 'stop', name })),
-  fc.constantFrom<Request>({ type: 'names' }, { type: 'dump' }, { type: 'kill' }),
+  fc.constantFrom<Request>({ type: 'names' }, { type: 'dump' }, { type: 'kill' }, { type: 'status' }),
 );
 
 // ---- references written from the spec, independent of src/protocol ----
@@ -225,7 +225,7 @@ describe('codec properties: arbitrary input', () => {
           if (result.kind === 'frame') {
             expect(result.payload.equals(s.subarray(2, 2 + s.readUInt16BE(0)))).toBe(true);
             const decoded = decodeRequest(result.payload);
-            expect(['alive2', 'port-please2', 'names', 'dump', 'kill', 'stop', 'malformed']).toContain(decoded.type);
+            expect(['alive2', 'port-please2', 'names', 'dump', 'kill', 'stop', 'status', 'malformed']).toContain(decoded.type);
           }
           return;
         }
@@ -235,7 +235,7 @@ describe('codec properties: arbitrary input', () => {
   });
 
   it('decodeRequest never throws on arbitrary payloads, and a malformed one always says why', () => {
-    const payload = fc.tuple(fc.constantFrom(120, 122, 110, 100, 107, 115, 0, 255), bytes(1400)).map(([code, rest]) => Buffer.concat([Buffer.from([code]), rest]));
+    const payload = fc.tuple(fc.constantFrom(120, 122, 110, 100, 107, 115, 83, 0, 255), bytes(1400)).map(([code, rest]) => Buffer.concat([Buffer.from([code]), rest]));
     run(
       fc.property(fc.oneof(payload, bytes(64)), (p) => {
         const decoded = decodeRequest(p);
@@ -296,7 +296,7 @@ describe('codec properties: requests', () => {
   });
 
   it('whatever decodes to a request re-encodes to a payload that decodes to the same request', () => {
-    const payload = fc.tuple(fc.constantFrom(120, 122, 115), bytes(600)).map(([code, rest]) => Buffer.concat([Buffer.from([code]), rest]));
+    const payload = fc.tuple(fc.constantFrom(120, 122, 115, 83), bytes(600)).map(([code, rest]) => Buffer.concat([Buffer.from([code]), rest]));
     run(
       fc.property(payload, (p) => {
         const decoded = decodeRequest(p);

@@ -497,15 +497,26 @@ describe('requestTypeOf / isLocalOnly (spec §2, §7)', () => {
     expect(requestTypeOf(hex('64'))).toBe('dump');
     expect(requestTypeOf(hex('6b'))).toBe('kill');
     expect(requestTypeOf(hex('73'))).toBe('stop');
+    expect(requestTypeOf(hex('53'))).toBe('status');
   });
 
-  it('ALIVE2, DUMP, KILL, STOP are local-only; NAMES and PORT_PLEASE2 are served to anyone (G-G)', () => {
+  it('ALIVE2, DUMP, KILL, STOP (and epmd-ng\'s STATUS) are local-only; NAMES and PORT_PLEASE2 are served to anyone (G-G)', () => {
+    expect(isLocalOnly('status')).toBe(true);
     expect(isLocalOnly('alive2')).toBe(true);
     expect(isLocalOnly('dump')).toBe(true);
     expect(isLocalOnly('kill')).toBe(true);
     expect(isLocalOnly('stop')).toBe(true);
     expect(isLocalOnly('names')).toBe(false);
     expect(isLocalOnly('port-please2')).toBe(false);
+  });
+});
+
+describe("STATUS_REQ (epmd-ng's own: 'S' + layout version 1)", () => {
+  it('53 01 is a status request', () => expect(decodeRequest(hex('53 01'))).toEqual({ type: 'status' }));
+  it('another version, a missing version or trailing bytes get no reply', () => {
+    expectMalformed(decodeRequest(hex('53 02')), 'status', /unsupported STATUS_REQ \(2 bytes, version 2\)/);
+    expectMalformed(decodeRequest(hex('53')), 'status', /version none/);
+    expectMalformed(decodeRequest(hex('53 01 00')), 'status', /3 bytes/);
   });
 });
 

@@ -157,7 +157,7 @@ describe('resolveDaemonConfig', () => {
 
   describe('EPMD_NG_LOG_FORMAT / EPMD_NG_LOG_LEVEL / EPMD_NG_ENV_FILE', () => {
     it('valid log formats pass through', () => {
-      for (const f of ['json', 'pretty', 'journal']) expect(resolved({}, { EPMD_NG_LOG_FORMAT: f }).logFormat).toBe(f);
+      for (const f of ['json', 'pretty', 'journal', 'syslog']) expect(resolved({}, { EPMD_NG_LOG_FORMAT: f }).logFormat).toBe(f);
     });
     it('an unknown log format is an error', () => expect(rejected({}, { EPMD_NG_LOG_FORMAT: 'xml' })).toContain('EPMD_NG_LOG_FORMAT'));
     it('an empty log format means the default', () => expect(resolved({}, { EPMD_NG_LOG_FORMAT: '' }).logFormat).toBeUndefined());
