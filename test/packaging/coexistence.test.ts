@@ -54,7 +54,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
     const erlang = erlangBaseDeb(version);
     erlangDeb = path.basename(erlang);
     fs.copyFileSync(erlang, path.join(share, erlangDeb));
-    for (const f of ['test/packaging/names-poller.cjs', 'test/fixtures/holder.mjs']) fs.copyFileSync(path.join(repoRoot, f), path.join(share, path.basename(f)));
+    for (const f of ['test/packaging/names-poller.cjs', 'test/fixtures/holder.mjs', 'test/fixtures/once-only-node.mjs']) fs.copyFileSync(path.join(repoRoot, f), path.join(share, path.basename(f)));
   }, BOOT_TIMEOUT_MS);
 
   afterAll(() => stopContainer(name), STOP_TIMEOUT_MS);
