@@ -128,7 +128,7 @@ async function listenOn(address: ListenAddress, port: number, native: SdNative |
   try {
     // Filtered before listen(): no packet from another host ever reached this socket.
     const filteredFromStart = thisHostOnly && native.filterState(fd) === 'this-host-only';
-    const filter = thisHostOnly ? applyFilter(fd, true, native) : ({ filtered: false } as const);
+    const filter: FilterOutcome = filteredFromStart ? { filtered: true } : thisHostOnly ? applyFilter(fd, true, native) : { filtered: false };
     return listener(await serveFd(fd), thisHostOnly, filter, filteredFromStart);
   } catch (err) {
     fs.closeSync(fd);
