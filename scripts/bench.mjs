@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { freePort, sleep } from './lib/local.mjs';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const bundle = path.join(root, 'dist/epmd-ng.mjs');
@@ -25,19 +26,6 @@ const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString());
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString());
 const OTP_EPMD = '/usr/bin/epmd';
 const LONG_TIMEOUT = '3600'; // -packet_timeout: idle connections held by the benchmark stay open
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function canConnect(port) {
   return new Promise((resolve) => {

@@ -19,17 +19,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { freePort, sleep } from './lib/local.mjs';
 
 const bundle = new URL('../dist/epmd-ng.mjs', import.meta.url).pathname;
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function frame(payload) {
   const h = Buffer.alloc(2);
@@ -114,7 +106,6 @@ const count = (key, n = 1) => {
   total[key] += n;
 };
 let stopping = false;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
 
 // ---- registrations and churn ----
