@@ -1,16 +1,40 @@
 import fs from 'node:fs';
-import pino, { type Logger } from 'pino';
 import { loadNative } from '../systemd/native.js';
 import { encodeJournalEntry, JOURNAL_SOCKET, journalFields, SYSLOG_IDENTIFIER } from './journal.js';
 import { formatMessage, syslogSeverity } from './message.js';
 import { formatSyslogLine, SYSLOG_SOCKET } from './syslog.js';
 
-export type { Logger };
-export type Level = pino.Level;
+export type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 export type LogFormat = 'json' | 'pretty' | 'journal' | 'syslog';
 
+/** pino's numeric levels, which the JSON lines carry and syslogSeverity() maps. */
+export const LEVEL_VALUES: Readonly<Record<Level | 'silent', number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+
+export interface LogFn {
+  (obj: object, msg?: string): void;
+  (msg: string): void;
+}
+
+/**
+ * What the daemon logs through: pino's calling convention (`log.info(fields, message)`), a level
+ * that a reload may change, and its numeric value for cheap checks on the hot path. The JSON and
+ * terminal formats are pino itself; the journal and syslog formats are the small EventLogger
+ * below, so a daemon under systemd never loads pino's module graph (about 9 MB of RSS and a good
+ * part of the start-up time: README, Performance).
+ */
+export interface Logger {
+  level: string;
+  readonly levelVal: number;
+  fatal: LogFn;
+  error: LogFn;
+  warn: LogFn;
+  info: LogFn;
+  debug: LogFn;
+  trace: LogFn;
+}
+
 /** OTP's -d count maps onto log levels: none → info, one → debug (per request), more → trace. */
-export function levelForDebug(debug: number): pino.Level {
+export function levelForDebug(debug: number): Level {
   return debug <= 0 ? 'info' : debug === 1 ? 'debug' : 'trace';
 }
 
@@ -44,24 +68,45 @@ export function detachedLogFormat(journalSocket = JOURNAL_SOCKET): LogFormat {
   }
 }
 
-const NEEDS_METADATA: unique symbol = Symbol.for('pino.metadata');
+type Deliver = (level: number, msg: string | undefined, obj: Record<string, unknown>) => void;
 
-/**
- * A pino destination that receives each event's level, message and fields as pino holds them
- * (pino's metadata protocol sets them before each write), so the journal and syslog outputs
- * never parse the JSON line back. It runs in-process and synchronously: one datagram per event.
- */
-class EventSink {
-  readonly [NEEDS_METADATA] = true;
-  lastLevel = 30;
-  lastMsg: string | undefined;
-  lastObj: Record<string, unknown> = {};
+const NO_FIELDS: Record<string, unknown> = {};
 
-  constructor(private readonly deliver: (level: number, msg: string | undefined, obj: Record<string, unknown>) => void) {}
+/** Hands each event at or above the level to `deliver`, synchronously: one datagram per event. */
+class EventLogger implements Logger {
+  levelVal: number;
+  private name: Level | 'silent';
 
-  write(): void {
-    this.deliver(this.lastLevel, this.lastMsg, this.lastObj);
+  constructor(
+    level: Level | 'silent',
+    private readonly deliver: Deliver,
+  ) {
+    this.name = level;
+    this.levelVal = LEVEL_VALUES[level];
   }
+
+  get level(): string {
+    return this.name;
+  }
+
+  set level(level: string) {
+    if (!Object.hasOwn(LEVEL_VALUES, level)) throw new Error(`unknown log level "${level}"`);
+    this.name = level as Level | 'silent';
+    this.levelVal = LEVEL_VALUES[this.name];
+  }
+
+  private emit(value: number, first: object | string, msg?: string): void {
+    if (value < this.levelVal) return;
+    if (typeof first === 'string') this.deliver(value, first, NO_FIELDS);
+    else this.deliver(value, msg, first as Record<string, unknown>);
+  }
+
+  readonly fatal: LogFn = (first: object | string, msg?: string) => this.emit(60, first, msg);
+  readonly error: LogFn = (first: object | string, msg?: string) => this.emit(50, first, msg);
+  readonly warn: LogFn = (first: object | string, msg?: string) => this.emit(40, first, msg);
+  readonly info: LogFn = (first: object | string, msg?: string) => this.emit(30, first, msg);
+  readonly debug: LogFn = (first: object | string, msg?: string) => this.emit(20, first, msg);
+  readonly trace: LogFn = (first: object | string, msg?: string) => this.emit(10, first, msg);
 }
 
 export interface LogSockets {
@@ -80,40 +125,51 @@ function trySend(address: string, payload: Buffer, largeAsMemfd: boolean): boole
   }
 }
 
+/** Writes to stderr, synchronously as pino's sync destination does (a log line is never lost on exit). */
+function writeStderr(text: string): void {
+  try {
+    fs.writeSync(2, text);
+  } catch {
+    // stderr closed or full: nowhere left to report it.
+  }
+}
+
 /**
- * Logs go to stderr like OTP's epmd: JSON lines for machines, one readable line per event on a
- * terminal. `journal`: each event as a journal entry of its own through journald's native socket,
- * a readable MESSAGE plus EPMD_* fields and PRIORITY; `syslog`: RFC 3164 lines to /dev/log. An
- * entry the socket does not take (no journald, its queue full) is written to stderr instead, as
- * `<priority>message`, which a journal stream still files at the right priority.
+ * Logs go to stderr like OTP's epmd: JSON lines for machines (pino), one readable line per event
+ * on a terminal (pino-pretty). `journal`: each event as a journal entry of its own through
+ * journald's native socket, a readable MESSAGE plus EPMD_* fields and PRIORITY; `syslog`: RFC 3164
+ * lines to /dev/log. An entry the socket does not take (no journald, its queue full) is written
+ * to stderr instead, as `<priority>message`, which a journal stream still files at the right
+ * priority. pino and pino-pretty are loaded only for the formats that use them.
  */
 export async function createLogger(
-  level: pino.Level | 'silent',
+  level: Level | 'silent',
   format: LogFormat = defaultLogFormat(),
   sockets: LogSockets = SOCKETS,
 ): Promise<Logger> {
   if (format === 'pretty') {
-    // Loaded only for a terminal: it is most of the start-up time of the other formats.
-    const { default: pretty } = await import('pino-pretty');
-    return pino(
+    const [{ default: pino }, { default: pretty }] = await Promise.all([import('pino'), import('pino-pretty')]);
+    const log: Logger = pino(
       { level },
       pretty({ destination: 2, sync: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }),
     );
+    return log;
   }
-  const stderr = pino.destination({ fd: 2, sync: true });
-  if (format === 'json') return pino({ level }, stderr);
-  const fallback = (level: number, msg: string | undefined, obj: Record<string, unknown>): void => {
-    stderr.write(`<${syslogSeverity(level)}>${formatMessage(msg, obj).replace(/\n/g, ' ')}\n`);
-  };
-  const deliver =
+  if (format === 'json') {
+    const { default: pino } = await import('pino');
+    const log: Logger = pino({ level }, pino.destination({ fd: 2, sync: true }));
+    return log;
+  }
+  const fallback: Deliver = (level, msg, obj) => writeStderr(`<${syslogSeverity(level)}>${formatMessage(msg, obj).replace(/\n/g, ' ')}\n`);
+  // No pid, host or time fields: the journal and syslog record them themselves.
+  const deliver: Deliver =
     format === 'journal'
-      ? (level: number, msg: string | undefined, obj: Record<string, unknown>): void => {
+      ? (level, msg, obj) => {
           if (!trySend(sockets.journal, encodeJournalEntry(journalFields(level, msg, obj)), true)) fallback(level, msg, obj);
         }
-      : (level: number, msg: string | undefined, obj: Record<string, unknown>): void => {
+      : (level, msg, obj) => {
           const line = formatSyslogLine(syslogSeverity(level), formatMessage(msg, obj), SYSLOG_IDENTIFIER, process.pid, new Date());
           if (!trySend(sockets.syslog, Buffer.from(line), false)) fallback(level, msg, obj);
         };
-  // No base fields and no time: the journal and syslog record pid, host and time themselves.
-  return pino({ level, base: undefined, timestamp: false }, new EventSink(deliver));
+  return new EventLogger(level, deliver);
 }

@@ -21,7 +21,7 @@ const TEMP_PREFIX = `${SNAPSHOT_FILE}.tmp-`;
 /** Far above any real snapshot; keeps a huge stray file from exhausting memory at start-up. */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
-/** The subset of pino's Logger this module uses. */
+/** The subset of the daemon's Logger this module uses. */
 export interface SnapshotLog {
   info(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;

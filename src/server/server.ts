@@ -58,7 +58,7 @@ export interface ServerHooks {
 
 export { Connection };
 
-/** pino's numeric levels, to skip building log records nobody will see on the hot path. */
+/** Numeric log levels (LEVEL_VALUES), to skip building log records nobody will see on the hot path. */
 const INFO = 30;
 const DEBUG = 20;
 const TRACE = 10;

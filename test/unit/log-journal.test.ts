@@ -162,6 +162,21 @@ describe('the logger sends real datagrams', () => {
     await journal.expectNothing();
   });
 
+  it('journal: the level can change while running (reload), and a message alone is an event too', async () => {
+    const log = await createLogger('warn', 'journal', { journal: journal.address, syslog: syslog.address });
+    expect(log.levelVal).toBe(40);
+    log.info(registered, 'node registered');
+    await journal.expectNothing();
+    log.level = 'info';
+    expect([log.level, log.levelVal]).toEqual(['info', 30]);
+    log.info('stopping');
+    expect(journalText(Buffer.from((await journal.next()).raw, 'base64'))).toMatchObject({ MESSAGE: 'stopping', PRIORITY: '6' });
+    log.level = 'silent';
+    log.fatal('nobody hears this');
+    await journal.expectNothing();
+    expect(() => (log.level = 'loud')).toThrow(/unknown log level "loud"/);
+  });
+
   it('journal: a node name with a newline arrives intact', async () => {
     const log = await createLogger('info', 'journal', { journal: journal.address, syslog: syslog.address });
     log.warn({ node: 'evil\nPRIORITY=0' }, 'node name already occupied');
