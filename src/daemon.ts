@@ -303,7 +303,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
     log,
     {
       registered: (registration) => {
-        registration.owner.storeName = fdStore.store(socketFd(registration.owner.socket), { ...registration });
+        if (fdStore.enabled) registration.owner.storeName = fdStore.store(socketFd(registration.owner.socket), { ...registration });
         changed();
       },
       unregistered: (registration) => {

@@ -18,6 +18,17 @@ export type FrameResult =
 const INCOMPLETE: FrameResult = { kind: 'incomplete' };
 
 /**
+ * The payload, without a copy, when `chunk` (a connection's first read) is exactly one frame of a
+ * valid length: how nearly every request arrives. Anything else goes through a FrameReader, which
+ * gives such a chunk the same outcome the slow way.
+ */
+export function wholeFrame(chunk: Buffer): Buffer | undefined {
+  if (chunk.length < 3) return undefined;
+  const length = chunk.readUInt16BE(0);
+  return length <= MAX_FRAME_PAYLOAD && chunk.length === 2 + length ? chunk.subarray(2) : undefined;
+}
+
+/**
  * Incremental reader for the one length-prefixed request a connection carries. Copes with any
  * chunking; applies OTP's framing rules so that the same byte stream gets the same outcome as
  * with OTP's epmd however the kernel happened to split it.

@@ -57,10 +57,11 @@ export class Connection {
 
   /**
    * Whether the peer is on this host (spec §7). Decided once, on first use: only local-only
-   * requests ask, so lookups and NAMES cost no getsockname() call.
+   * requests ask, so lookups and NAMES cost no getpeername() call, and a loopback peer (nearly
+   * every registration) no getsockname() either.
    */
   get local(): boolean {
-    this.localPeer ??= isLocalPeer(this.socket.remoteAddress, this.socket.localAddress);
+    this.localPeer ??= isLocalPeer(this.socket.remoteAddress, () => this.socket.localAddress);
     return this.localPeer;
   }
 

@@ -2,7 +2,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { OTP_FIRST_READ } from '../protocol/constants.js';
-import { FrameReader } from '../protocol/frame-reader.js';
+import { FrameReader, wholeFrame } from '../protocol/frame-reader.js';
 import {
   decodeRequest,
   isLocalOnly,
@@ -165,7 +165,7 @@ export class EpmdServer {
 
   private acceptFromThisHost(socket: net.Socket): void {
     const peer = socket.remoteAddress;
-    if (isLocalPeer(peer, socket.localAddress) || (peer !== undefined && isOwnAddress(peer, interfaceAddresses()))) return this.accept(socket);
+    if (isLocalPeer(peer, () => socket.localAddress) || (peer !== undefined && isOwnAddress(peer, interfaceAddresses()))) return this.accept(socket);
     this.violation('remote', { peer: formatPeer(peer, socket.remotePort), address: socket.localAddress }, 'connection from another host closed: this host only');
     socket.destroy();
   }
@@ -244,6 +244,10 @@ export class EpmdServer {
   private received(conn: Connection, chunk: Buffer): void {
     if (conn.phase === 'registered') return this.unexpectedData(conn);
     if (conn.phase !== 'reading') return;
+    if (conn.reader === undefined) {
+      const payload = wholeFrame(chunk);
+      if (payload) return this.complete(conn, payload, 0);
+    }
     const reader = (conn.reader ??= new FrameReader());
     const result = reader.push(chunk);
     switch (result.kind) {
@@ -261,14 +265,18 @@ export class EpmdServer {
         this.drop(conn);
         return;
       case 'frame':
-        this.table.startReply(conn);
-        if (this.settings.delayAcceptSeconds > 0) {
-          // OTP sleeps at every loop wake-up before reading; here only this connection waits.
-          conn.socket.pause();
-          setTimeout(() => this.dispatch(conn, result.payload, result.surplus), this.settings.delayAcceptSeconds * 1000);
-        } else {
-          this.dispatch(conn, result.payload, result.surplus);
-        }
+        this.complete(conn, result.payload, result.surplus);
+    }
+  }
+
+  private complete(conn: Connection, payload: Buffer, surplus: number): void {
+    this.table.startReply(conn);
+    if (this.settings.delayAcceptSeconds > 0) {
+      // OTP sleeps at every loop wake-up before reading; here only this connection waits.
+      conn.socket.pause();
+      setTimeout(() => this.dispatch(conn, payload, surplus), this.settings.delayAcceptSeconds * 1000);
+    } else {
+      this.dispatch(conn, payload, surplus);
     }
   }
 
@@ -427,11 +435,14 @@ export class EpmdServer {
    * `otpWrites` writes it would make.
    */
   private reply(conn: Connection, bytes: Buffer, otpWrites = 1, written?: () => void): void {
-    this.afterWriteDelay(otpWrites, () => {
-      if (bytes.length < LARGE_REPLY) return this.write(conn, bytes, written);
-      this.largeReplies.push({ conn, bytes, written });
-      if (this.largeReplies.length === 1) setImmediate(this.writeLargeReplies);
-    });
+    if (this.settings.delayWriteSeconds > 0) this.afterWriteDelay(otpWrites, () => this.send(conn, bytes, written));
+    else this.send(conn, bytes, written);
+  }
+
+  private send(conn: Connection, bytes: Buffer, written?: () => void): void {
+    if (bytes.length < LARGE_REPLY) return this.write(conn, bytes, written);
+    this.largeReplies.push({ conn, bytes, written });
+    if (this.largeReplies.length === 1) setImmediate(this.writeLargeReplies);
   }
 
   /**

@@ -24,6 +24,8 @@ export interface WatchdogState {
 
 export class ServiceManager {
   readonly notifier: Notifier;
+  /** Whether systemd listens: decided once, as the environment it started us with does not change. */
+  readonly enabled: boolean;
   private watchdog: WatchdogHandle | null = null;
   private statusTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -36,11 +38,9 @@ export class ServiceManager {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.notifier = new Notifier(env);
+    this.enabled = this.notifier.isEnabled();
   }
 
-  get enabled(): boolean {
-    return this.notifier.isEnabled();
-  }
 
   /** Fails early and clearly when systemd expects notifications but the addon cannot be loaded. */
   checkSupport(): void {

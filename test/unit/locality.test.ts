@@ -65,3 +65,16 @@ describe('unknown peer (spec §7 rule 4: getpeername failed -> non-local)', () =
     expect(isLocalPeer('', '')).toBe(false);
   });
 });
+
+describe('the local address is read only when the rule needs it', () => {
+  it('a loopback peer never asks for it; another peer asks once', () => {
+    let asked = 0;
+    const local = () => (asked++, '192.0.2.1');
+    expect(isLocalPeer('127.0.0.1', local)).toBe(true);
+    expect(isLocalPeer('::1', local)).toBe(true);
+    expect(asked).toBe(0);
+    expect(isLocalPeer('192.0.2.1', local)).toBe(true);
+    expect(isLocalPeer('192.0.2.2', local)).toBe(false);
+    expect(asked).toBe(2);
+  });
+});
