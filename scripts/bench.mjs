@@ -129,10 +129,14 @@ class Server {
 const node = process.execPath;
 // OTP's epmd logs every connection that closes without a request (the benchmark's probes): quiet.
 const otp = () => new Server("OTP's epmd", (port) => [OTP_EPMD, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {}, 'ignore');
-// The bundle runs as installed: as an executable, with the node flags of its first line.
+// The bundle runs as installed: as an executable, with the node flags of its first line, and
+// logging as under its systemd unit, whose stderr is the journal: the journal format (so pino is
+// never loaded), at warn, so that nothing is logged on the measured paths, as OTP's epmd logs
+// nothing without -d.
+const NG_LOG = { EPMD_NG_LOG_FORMAT: 'journal', EPMD_NG_LOG_LEVEL: 'warn' };
 const ng = () =>
   new Server('epmd-ng', (port) => [bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {
-    EPMD_NG_LOG_LEVEL: 'warn',
+    ...NG_LOG,
     EPMD_NG_MAX_CONNECTIONS: '19000',
   });
 const floor = () => new Server('floor', (port) => [node, floorScript, String(port)]);
@@ -194,7 +198,7 @@ function startupOnNode18() {
     const version = exec('/usr/bin/node', '--version');
     const samples = [];
     for (let i = 0; i < 7; i++) {
-      const line = exec('env', 'EPMD_NG_LOG_LEVEL=warn', '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', ...nodeFlags(), '/host/epmd-ng.mjs', '-port', '4369');
+      const line = exec('env', ...Object.entries(NG_LOG).map(([k, v]) => `${k}=${v}`), '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', ...nodeFlags(), '/host/epmd-ng.mjs', '-port', '4369');
       samples.push(JSON.parse(line.split('\n').pop()));
     }
     const floorSamples = [];

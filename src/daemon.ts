@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { parseEnvironmentFile, resolveReloadable, type DaemonConfig } from './config.js';
@@ -52,9 +51,11 @@ export type DaemonExit = { code: number; message?: string };
  * has no stderr, so it logs to the journal, or to syslog where there is none, as OTP logs to syslog
  * in this mode; EPMD_NG_LOG_FORMAT still wins.
  */
-export function daemonize(argv: readonly string[]): void {
+export async function daemonize(argv: readonly string[]): Promise<void> {
   const args = argv.filter((a) => a !== '-daemon');
   const env = { ...process.env, EPMD_NG_LOG_FORMAT: process.env.EPMD_NG_LOG_FORMAT || detachedLogFormat() };
+  // Loaded here only: the daemon itself never starts a process.
+  const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [process.argv[1]!, ...args], { detached: true, stdio: 'ignore', cwd: '/', env });
   child.unref();
 }

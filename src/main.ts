@@ -38,7 +38,7 @@ async function daemon(flags: DaemonFlags, argv: readonly string[]): Promise<void
   if (!resolved.ok) fail(resolved.message);
   const config = resolved.value;
   if (config.daemonize) {
-    daemonize(argv);
+    await daemonize(argv);
     process.exit(0);
   }
   const log = await createLogger((config.logLevel as Level | undefined) ?? levelForDebug(config.debug), config.logFormat);

@@ -9,15 +9,20 @@
  * All calls are synchronous: a snapshot is at most a few megabytes, written a few times a second at
  * most, and synchronous code has no interleavings to get wrong (a save cannot race a flush).
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { RateLimiter } from '../log/rate-limit.js';
 import { decodeSnapshot, encodeSnapshot, type Snapshot } from './snapshot.js';
 
 export const SNAPSHOT_FILE = 'registry.json';
-/** Temp files are `registry.json.tmp-<pid>-<random>`; load() removes any a crash left behind. */
+/**
+ * Temp files are `registry.json.tmp-<pid>-<start time>-<n>`, unique without a random source (which
+ * would load node:crypto, 1 MB of RSS, at start-up); 'wx' refuses a name that exists all the same.
+ * load() removes any a crash left behind.
+ */
 const TEMP_PREFIX = `${SNAPSHOT_FILE}.tmp-`;
+const TEMP_STEM = `${TEMP_PREFIX}${process.pid}-${Date.now().toString(36)}-`;
+let tempCount = 0;
 /** Far above any real snapshot; keeps a huge stray file from exhausting memory at start-up. */
 const MAX_FILE_BYTES = 64 * 1024 * 1024;
 
@@ -222,7 +227,7 @@ export class SnapshotStore {
 
   /** Temp file, write, fsync, rename over the real file, fsync the directory so the rename sticks. */
   private writeAtomically(bytes: Buffer): void {
-    const temp = path.join(this.dir, `${TEMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+    const temp = path.join(this.dir, `${TEMP_STEM}${++tempCount}`);
     let fd: number | null = null;
     let renamed = false;
     try {

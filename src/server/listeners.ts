@@ -74,7 +74,7 @@ export function planAddresses(list: string | undefined): AddressPlan {
   if (LOOPBACK.length + extra.length >= MAX_LISTEN_SOCKETS) {
     return { ok: false, message: `cannot listen on more than ${MAX_LISTEN_SOCKETS} IP addresses` };
   }
-  const implicit = LOOPBACK.filter((lo) => !extra.includes(net.isIPv6(lo) ? '::' : '0.0.0.0'));
+  const implicit = LOOPBACK.filter((lo) => !extra.includes(isIpv6Literal(lo) ? '::' : '0.0.0.0'));
   return {
     ok: true,
     addresses: [
@@ -82,6 +82,15 @@ export function planAddresses(list: string | undefined): AddressPlan {
       ...extra.map((host) => ({ host, optional: false, thisHostOnly: false, freeBind: !WILDCARDS.includes(host) })),
     ],
   };
+}
+
+/**
+ * The family of an address planAddresses produced (always a numeric one it checked): only IPv6
+ * has colons. Cheaper than net.isIPv6, whose large regular expression takes ~5 ms to compile on
+ * first use, most of it on the way to READY=1.
+ */
+function isIpv6Literal(host: string): boolean {
+  return host.includes(':');
 }
 
 function normaliseIpv6(address: string): string {
@@ -118,7 +127,7 @@ function serve(listen: (server: net.Server) => void): Promise<net.Server> {
  */
 async function listenOn(address: ListenAddress, port: number, native: SdNative | null): Promise<Listener> {
   const { host, thisHostOnly, freeBind } = address;
-  const ipv6Only = net.isIPv6(host);
+  const ipv6Only = isIpv6Literal(host);
   if (!native) {
     // IPv6 sockets are IPv6-only so that 0.0.0.0 and :: can both be bound, as OTP does.
     const server = await serve((s) => s.listen({ host, port, ipv6Only, exclusive: true }));

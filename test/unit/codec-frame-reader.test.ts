@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { prng } from '../helpers/prng.js';
 import { bytewise, feed, otpReaderModel, randomSplit } from '../helpers/frames.js';
 import { frame, hex } from '../helpers/wire.js';
-import { FrameReader } from '../../src/protocol/frame-reader.js';
+import { FrameReader, wholeFrame } from '../../src/protocol/frame-reader.js';
 
 const NAMES = hex('00 01 6e');
 const PORT2_ALPHA = hex('00 06 7a 61 6c 70 68 61'); // V8
@@ -202,5 +202,38 @@ describe('FrameReader: received counter', () => {
     expect(reader.received).toBe(3);
     reader.push(hex('6e 6f'));
     expect(reader.received).toBe(5);
+  });
+});
+
+describe('wholeFrame: the in-place fast path for a first read holding exactly one frame', () => {
+  it('agrees with a FrameReader on every first read: a payload exactly when the reader gives a frame with no surplus', () => {
+    const rand = prng(1010);
+    const chunks: Buffer[] = [...SINGLE_FRAMES.map(([, s]) => s), hex(''), hex('00'), hex('00 00'), hex('00 00 6e'), hex('0b f2 6e'), hex('00 01 6e 6e')];
+    for (let i = 0; i < 3000; i++) {
+      const length = Math.floor(rand() * 40);
+      const chunk = Buffer.from(Array.from({ length }, () => Math.floor(rand() * 256)));
+      // Mostly well-formed length fields, so that frames are common: exact, short and long.
+      if (length >= 2 && rand() < 0.7) chunk.writeUInt16BE(Math.max(0, length - 2 + Math.floor(rand() * 3) - 1), 0);
+      chunks.push(chunk);
+    }
+    chunks.push(NAMES_3057, Buffer.concat([NAMES_3057, hex('00')]), frame(Buffer.alloc(3058, 0x6e)));
+    let frames = 0;
+    for (const chunk of chunks) {
+      const slow = new FrameReader().push(chunk);
+      const fast = wholeFrame(chunk);
+      if (slow.kind === 'frame' && slow.surplus === 0) {
+        frames++;
+        expect(fast?.equals(slow.payload), chunk.toString('hex')).toBe(true);
+      } else {
+        expect(fast, chunk.toString('hex')).toBeUndefined();
+      }
+    }
+    expect(frames).toBeGreaterThan(500);
+  });
+
+  it('the payload is a view of the chunk, not a copy', () => {
+    const payload = wholeFrame(PORT2_ALPHA)!;
+    expect(payload.buffer).toBe(PORT2_ALPHA.buffer);
+    expect(payload.byteOffset).toBe(PORT2_ALPHA.byteOffset + 2);
   });
 });
