@@ -140,6 +140,10 @@ const ng = () =>
     EPMD_NG_MAX_CONNECTIONS: '19000',
   });
 const floor = () => new Server('floor', (port) => [node, floorScript, String(port)]);
+// The same bundle on V8's default heap flags (without its first line's young-generation limit):
+// how much of the CPU per lookup that limit costs (README, Performance).
+const ngDefaultHeap = () =>
+  new Server('epmd-ng, default heap', (port) => [node, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], { ...NG_LOG, EPMD_NG_MAX_CONNECTIONS: '19000' });
 
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -275,6 +279,17 @@ async function main() {
       add(`lookup, ${conc} clients: p50 µs`, r, 'p50_us', 0, 'lower');
       add(`lookup, ${conc} clients: p99 µs`, r, 'p99_us', 0, 'lower');
       add(`lookup, ${conc} clients: server CPU µs/lookup`, r, 'cpuUsPerOp', 1, 'lower');
+    }
+    const D = await ngDefaultHeap().start();
+    let heldByD;
+    try {
+      heldByD = await D.hold(1);
+      const heap = interleaved([N, D, F], (s) => s.measure('req', lookups(1, 16)));
+      add("lookup, 16 clients: server CPU µs/lookup, epmd-ng on V8's default heap flags", { ng: heap.get(D), floor: heap.get(F) }, 'cpuUsPerOp', 1, 'lower');
+      add('… the same run, epmd-ng as installed (--max-semi-space-size=1)', { ng: heap.get(N), floor: heap.get(F) }, 'cpuUsPerOp', 1, 'lower');
+    } finally {
+      await heldByD?.release();
+      await D.stop();
     }
     const churn = byName(interleaved(all, (s) => s.measure('churn', { threads: 2, conc: 16, max: 2_000_000 })));
     add('register churn (ALIVE2 + close), 16 clients: /s', churn, 'rate', 0);

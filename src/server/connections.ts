@@ -180,12 +180,20 @@ export class ConnectionTable {
   }
 
   remove(conn: Connection): void {
+    const phase = conn.phase;
     conn.phase = 'closed';
     this.all.delete(conn);
-    this.waiting.delete(conn);
-    this.replying.delete(conn);
-    this.timed.delete(conn);
-    this.unpin(conn);
+    // Only the sets this phase can be in: a lookup is removed with two deletions, not four.
+    if (phase === 'reading') {
+      this.waiting.delete(conn);
+      this.timed.delete(conn);
+    } else if (phase === 'replying') {
+      this.replying.delete(conn);
+      if (conn.pending) {
+        this.timed.delete(conn);
+        this.unpin(conn);
+      }
+    }
   }
 
   /**
