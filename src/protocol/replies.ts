@@ -7,14 +7,16 @@ import type { NodeInfo } from './requests.js';
  * form (see creationFor in the registry).
  */
 export function encodeAlive2Reply(ok: boolean, creation: number, highestVersion: number): Buffer {
+  // allocUnsafe: a slice of Node's shared pool rather than a memory block of its own per reply;
+  // every byte is written below.
   if (highestVersion >= 6) {
-    const reply = Buffer.alloc(6);
+    const reply = Buffer.allocUnsafe(6);
     reply[0] = ReplyCode.ALIVE2_X_RESP;
     reply[1] = ok ? 0 : 1;
     reply.writeUInt32BE(ok ? creation >>> 0 : ERROR_CREATION, 2);
     return reply;
   }
-  const reply = Buffer.alloc(4);
+  const reply = Buffer.allocUnsafe(4);
   reply[0] = ReplyCode.ALIVE2_RESP;
   reply[1] = ok ? 0 : 1;
   reply.writeUInt16BE(ok ? creation & 0xffff : ERROR_CREATION, 2);

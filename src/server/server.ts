@@ -358,24 +358,30 @@ export class EpmdServer {
     }
     // Even a failed registration keeps its connection open until the client closes it (spec Q2).
     // Bytes arriving during a -delay_write wait must still end the registration: hold them.
-    if (this.settings.delayWriteSeconds > 0) conn.socket.pause();
-    this.afterWriteDelay(1, () => {
-      if (conn.phase === 'closed') return;
-      this.table.becomeRegistered(conn);
-      conn.socket.resume();
-      // One write: OTP nodes read the 6-byte reply as a unit (spec §16.2). If it cannot be
-      // written, undo only what this request registered (spec Q17).
-      conn.socket.write(reply, (err) => {
-        if (!registration || conn.registration !== registration) return;
-        if (err) {
-          this.unregister(conn, 'reply-failed');
-          conn.socket.destroy();
-        } else {
-          this.hooks.registered?.(registration);
-        }
-      });
-      if (surplus > 0) this.unexpectedData(conn);
+    if (this.settings.delayWriteSeconds > 0) {
+      conn.socket.pause();
+      this.afterWriteDelay(1, () => this.answerAlive2(conn, reply, registration, surplus));
+    } else {
+      this.answerAlive2(conn, reply, registration, surplus);
+    }
+  }
+
+  private answerAlive2(conn: Connection, reply: Buffer, registration: Registration<Connection> | undefined, surplus: number): void {
+    if (conn.phase === 'closed') return;
+    this.table.becomeRegistered(conn);
+    conn.socket.resume();
+    // One write: OTP nodes read the 6-byte reply as a unit (spec §16.2). If it cannot be
+    // written, undo only what this request registered (spec Q17).
+    conn.socket.write(reply, (err) => {
+      if (!registration || conn.registration !== registration) return;
+      if (err) {
+        this.unregister(conn, 'reply-failed');
+        conn.socket.destroy();
+      } else {
+        this.hooks.registered?.(registration);
+      }
     });
+    if (surplus > 0) this.unexpectedData(conn);
   }
 
   /** The NAMES reply for the registry as it is, encoded once per registry change and shared. */
