@@ -4,7 +4,9 @@
 // median is reported. The load comes from scripts/bench/loadgen.c (built here with cc; one epoll
 // loop per client thread), so the client is not what is measured. Server CPU per operation comes
 // from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
-// figures to .cache/bench-<time>.json. Every run is bounded in time and count.
+// figures to .cache/bench-<time>.json. Every run is bounded in time and count. One extra
+// measurement runs the same bundle on V8's default heap flags, to show what the young-generation
+// limit of its first line costs per lookup.
 //
 // Environment: BENCH_ROUNDS, BENCH_SECONDS (per measurement, default 2), BENCH_NODE18=0 to skip
 // the start-up measurement on Debian's Node 18 in the nspawn root (done when run as root).
