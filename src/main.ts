@@ -140,11 +140,12 @@ async function modernCli(): Promise<Command> {
     .description("record the nodes another epmd on the port serves as provisional entries in epmd-ng's snapshot (run before replacing it)")
     .addOption(portOption())
     .requiredOption('--state-dir <dir>', "epmd-ng's state directory (the package uses /var/lib/private/epmd-ng)")
-    .action(async (opts: { port?: number; stateDir: string }) => {
+    .option('--share-port-of <pid>', "also set SO_REUSEPORT on that process's sockets listening on the port, so that epmd-ng's socket can bind beside them (root)", (v) => parsePositive(v, 'pid'))
+    .action(async (opts: { port?: number; stateDir: string; sharePortOf?: number }) => {
       const port = resolvePort(opts.port, process.env);
       if (!port.ok) fail(port.message);
       const { takeOver } = await import('./cli/take-over.js');
-      finish(await takeOver(port.value.port, opts.stateDir));
+      finish(await takeOver(port.value.port, opts.stateDir, opts.sharePortOf));
     });
   program
     .command('started')
