@@ -13,9 +13,9 @@
 //   filterState(fd): listening sockets with what Node's net module cannot set (IP_FREEBIND, a socket
 //   filter), set up before listen() so that no packet meets a half-configured socket. Node takes the
 //   fd over with server.listen({fd}).
-// - shareListeningSocket(pid, fd): sets SO_REUSEPORT on a listening socket of another process
-//   (pidfd_getfd), so that a new socket can bind beside it and take over its port without a moment
-//   in which nothing listens (first installation over erlang-base's running epmd; root only).
+// - setReusePort(fd): SO_REUSEPORT on an inherited listening socket, so that a new socket can bind
+//   beside it and take its port over without a moment in which nothing listens (the first
+//   installation over erlang-base's running epmd).
 //
 // Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
 // libraries), no node-addon-api (C++). NAPI_VERSION 8 keeps the binary loadable by Node 18 and every
@@ -37,7 +37,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -656,51 +655,18 @@ fail: {
 }
 }
 
-// shareListeningSocket(pid: number, fd: number): void
-// Takes a copy of descriptor `fd` of process `pid` (pidfd_open + pidfd_getfd, Linux 5.6+, which
-// needs ptrace rights over it: root), checks that it is a listening TCP socket and sets SO_REUSEPORT
-// on it. The flag belongs to the socket, not to the copy, so it stays after the copy is closed: a
-// socket that sets SO_REUSEPORT too and has the same owner can then bind the same port. Raw
-// syscall() because glibc added the wrappers only in 2.36.
-static napi_value js_share_listening_socket(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+// setReusePort(fd: number): void
+// Sets SO_REUSEPORT on a listening socket that is already bound. The flag belongs to the socket, so
+// it holds for every process that has it open: a socket that sets SO_REUSEPORT too and has the
+// same owner can then bind the same port beside it.
+static napi_value js_set_reuse_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "shareListeningSocket(pid, fd): both are required");
-    return NULL;
-  }
-  // A pid has the shape of an fd (a non-negative integer); 0 is refused by pidfd_open (EINVAL).
-  int pid = get_fd(env, argv[0], "shareListeningSocket: pid must be a positive integer");
-  if (pid < 0) return NULL;
-  int target = get_fd(env, argv[1], "shareListeningSocket: fd must be a non-negative integer");
-  if (target < 0) return NULL;
-  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  if (pidfd < 0) {
-    throw_errno(env, errno, "pidfd_open", NULL);
-    return NULL;
-  }
-  int copy = (int)syscall(SYS_pidfd_getfd, pidfd, target, 0);
-  int saved = errno;
-  close(pidfd);
-  if (copy < 0) {
-    throw_errno(env, saved, "pidfd_getfd", NULL);
-    return NULL;
-  }
-  int type = 0, protocol = 0, accepting = 0, one = 1;
-  const char *failed = NULL;
-  if (getsockopt_int(copy, SO_TYPE, &type) < 0 || getsockopt_int(copy, SO_PROTOCOL, &protocol) < 0 ||
-      getsockopt_int(copy, SO_ACCEPTCONN, &accepting) < 0) {
-    failed = "getsockopt";
-  } else if (type != SOCK_STREAM || protocol != IPPROTO_TCP || !accepting) {
-    errno = EINVAL;
-    failed = "getsockopt";
-  } else if (setsockopt(copy, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-    failed = "setsockopt";
-  }
-  saved = errno;
-  close(copy);
-  if (failed) throw_errno(env, saved, failed, failed[0] == 's' ? "SO_REUSEPORT" : "not a listening TCP socket");
+  int fd = fd_arg(env, argc, argv, "setReusePort");
+  if (fd < 0) return NULL;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) throw_errno(env, errno, "setsockopt", "SO_REUSEPORT");
   return NULL;
 }
 
@@ -717,7 +683,7 @@ NAPI_MODULE_INIT() {
       {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},
       {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"shareListeningSocket", NULL, js_share_listening_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setReusePort", NULL, js_set_reuse_port, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

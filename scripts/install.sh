@@ -18,5 +18,5 @@ install -m 0755 "$SRC/dist/epmd-ng.mjs" "$DESTDIR/usr/lib/epmd-ng/epmd-ng.mjs"
 install -m 0644 "$SRC/build/sd_native.node" "$DESTDIR/usr/lib/epmd-ng/sd_native.node"
 ln -sfn ../lib/epmd-ng/epmd-ng.mjs "$DESTDIR/usr/bin/epmd-ng"
 install -m 0644 "$SRC/systemd/epmd-ng.service" "$SRC/systemd/epmd-ng.socket" "$SRC/systemd/epmd-ng-filter.service" \
-  "$SRC/systemd/epmd-ng-ready.service" "$DESTDIR$UNITDIR/"
+  "$SRC/systemd/epmd-ng-ready.service" "$SRC/systemd/epmd-ng-handover.service" "$DESTDIR$UNITDIR/"
 install -m 0644 "$SRC"/systemd/examples/* "$DESTDIR/usr/share/doc/epmd-ng/examples/"

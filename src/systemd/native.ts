@@ -54,12 +54,8 @@ export interface SdNative {
    * native protocol). Throws (ENOENT, ECONNREFUSED, EACCES, ...) when nobody receives.
    */
   sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean;
-  /**
-   * Sets SO_REUSEPORT on the listening TCP socket that is descriptor `fd` of process `pid`, so that
-   * another socket of the same owner can bind its port beside it (pidfd_getfd: root, Linux 5.6+).
-   * Throws a system error (ENOSYS, EPERM, ESRCH, EBADF; EINVAL when it is not a listening socket).
-   */
-  shareListeningSocket(pid: number, fd: number): void;
+  /** SO_REUSEPORT on a bound socket: another socket of the same owner may then bind its port too. */
+  setReusePort(fd: number): void;
 }
 
 export interface ListenTcpOptions {

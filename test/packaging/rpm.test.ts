@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
-import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages } from './packages.js';
+import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
 
 const name = containerName('pkg-rpm');
 const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
@@ -46,14 +46,22 @@ describe('the .rpm under a real systemd', () => {
   it('rpm -i --nodeps runs the scriptlets: enabled, epmd.* aliases, the socket listens on every address of 4369', async () => {
     await ok(`rpm -i --nodeps ${rpmFile()}`);
     expect((await ok("rpm -q --qf '%{VERSION}' epmd-ng")).trim()).toBe(pkgs.version);
-    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
+    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(ENABLED);
     expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
     // The units come from the rpm (in /usr/lib/systemd/system; /lib is the same directory here).
     expect((await ok("rpm -qf --qf '%{NAME}' /usr/lib/systemd/system/epmd-ng.socket")).trim()).toBe('epmd-ng');
     const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
     expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
-    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng-ready.service');
+    expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
     expect(await ok('cat /etc/sysconfig/epmd-ng')).toContain('#EPMD_NG_MAX_CONNECTIONS=');
+  });
+
+  it('(set-up) the links as epmd-ng 0.1.0 left them, where epmd.service was an alias of epmd-ng.service itself', async () => {
+    // A stand-in for an installation of 0.1.0 (see deb.test.ts); rpm -U below must move the link.
+    expect((await sh('systemctl is-active epmd-ng.service epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(['inactive', 'inactive']);
+    await ok('ln -sfn /usr/lib/systemd/system/epmd-ng.service /etc/systemd/system/epmd.service && systemctl daemon-reload');
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
   });
 
   it('serves a real Erlang node: epmd -names and epmd-ng names --json list it', async () => {
@@ -85,6 +93,8 @@ describe('the .rpm under a real systemd', () => {
     const bad = polls.filter((p) => p.error !== undefined || (p.names ?? []).join(',') !== 'r1,r2');
     console.log(`rpm upgrade: ${polls.length} polls, slowest reply ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
     expect(bad.slice(0, 10)).toEqual([]);
+    // The upgrade moved epmd.service to epmd-ng-ready.service, which the restarted daemon brought up.
+    expect(await show('epmd.service', 'Id', 'ActiveState')).toEqual({ Id: 'epmd-ng-ready.service', ActiveState: 'active' });
   }, 120_000);
 
   it('rpm -e stops, disables and erases cleanly: no files, users, units or state left', async () => {

@@ -1,7 +1,7 @@
 // `epmd-ng take-over`: the registrations of a running OTP epmd (erlang-base's) become provisional
 // entries of epmd-ng's snapshot, so that epmd-ng serves them from its first start, before their
 // nodes register again; a node that never registers again stays while it answers the probe.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,38 +27,15 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** OTP's own epmd (erlang-base) on `port`; resolves once it answers, with its pid and how to stop it. */
-async function otpEpmd(port: number): Promise<(() => Promise<void>) & { pid: number }> {
+/** OTP's own epmd (erlang-base) on `port`; resolves once it answers. */
+async function otpEpmd(port: number): Promise<() => Promise<void>> {
   const proc = spawn('/usr/bin/epmd', ['-port', String(port)], { env: cleanEnv(), stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   await waitUntil("OTP's epmd", async () => (await runCli(['started', '-p', String(port)])).code === 0);
-  const stop = async (): Promise<void> => {
+  return async () => {
     proc.kill('SIGKILL');
     await exited;
   };
-  return Object.assign(stop, { pid: proc.pid! });
-}
-
-/**
- * Binds and listens on `port` as epmd-ng.socket does (0.0.0.0 and [::] IPv6-only, SO_REUSEPORT as
- * ReusePort=yes sets it, SO_REUSEADDR as systemd always sets it: OTP's epmd leaves its closed
- * connections in TIME_WAIT on the port), in python3 because Node's net module cannot set SO_REUSEPORT before Node
- * 22; the sockets close when python exits. Returns python's last line: "bound" or the error.
- */
-function bindLikeTheSocketUnit(port: number): string {
-  const script = [
-    'import socket, sys',
-    'try:',
-    '  for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):',
-    '    s = socket.socket(fam)',
-    '    for opt in (socket.SO_REUSEADDR, socket.SO_REUSEPORT): s.setsockopt(socket.SOL_SOCKET, opt, 1)',
-    '    if fam == socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)',
-    `    s.bind((addr, ${port})); s.listen()`,
-    '  print("bound")',
-    'except OSError as e:',
-    '  print(e.strerror)',
-  ].join('\n');
-  return spawnSync('python3', ['-c', script], { encoding: 'utf8' }).stdout.trim();
 }
 
 async function names(port: number): Promise<{ name: string; provisional: boolean }[]> {
@@ -111,36 +88,6 @@ describe('take-over from a running OTP epmd', () => {
     expect((await names(port)).map((n) => n.name)).toEqual(['cnode']);
     expect(cnode.probes).toBeGreaterThanOrEqual(2);
   }, 30_000);
-
-  it('--share-port-of: a socket with SO_REUSEPORT then binds the port beside OTP\'s running epmd, which keeps answering', async () => {
-    const port = await freePort();
-    const otp = await otpEpmd(port);
-    cleanups.push(otp);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-take-over-'));
-    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    // Before: OTP's sockets have no SO_REUSEPORT, so the socket unit's bind would fail.
-    expect(bindLikeTheSocketUnit(port)).toBe('Address already in use');
-    const r = await runCli(['take-over', '-p', String(port), '--state-dir', dir, '--share-port-of', String(otp.pid)]);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain(`epmd-ng: port ${port} of process ${otp.pid} is shared (SO_REUSEPORT on 2 listening sockets)`);
-    expect(bindLikeTheSocketUnit(port)).toBe('bound');
-    expect((await runCli(['started', '-p', String(port)])).code).toBe(0);
-  });
-
-  it('--share-port-of a process without that port: one line saying so, the take-over itself still done', async () => {
-    const port = await freePort();
-    const otp = await otpEpmd(port);
-    cleanups.push(otp);
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-take-over-'));
-    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-    const r = await runCli(['take-over', '-p', String(port), '--state-dir', dir, '--share-port-of', String(process.pid)]);
-    expect(r.code).toBe(0);
-    expect(r.stderr).toBe(
-      `epmd-ng: cannot share port ${port} of process ${process.pid}: it has no socket listening on that port\n` +
-        `epmd-ng: took over 0 nodes from the epmd on port ${port}\n`,
-    );
-    expect(bindLikeTheSocketUnit(port)).toBe('Address already in use');
-  });
 
   it('nothing answering on the port: nothing to take over, exit 0', async () => {
     const port = await freePort();
