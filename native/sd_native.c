@@ -13,6 +13,9 @@
 //   filterState(fd): listening sockets with what Node's net module cannot set (IP_FREEBIND, a socket
 //   filter), set up before listen() so that no packet meets a half-configured socket. Node takes the
 //   fd over with server.listen({fd}).
+// - setReusePort(fd): SO_REUSEPORT on an inherited listening socket, so that a new socket can bind
+//   beside it and take its port over without a moment in which nothing listens (the first
+//   installation over erlang-base's running epmd).
 //
 // Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
 // libraries), no node-addon-api (C++). NAPI_VERSION 8 keeps the binary loadable by Node 18 and every
@@ -652,6 +655,21 @@ fail: {
 }
 }
 
+// setReusePort(fd: number): void
+// Sets SO_REUSEPORT on a listening socket that is already bound. The flag belongs to the socket, so
+// it holds for every process that has it open: a socket that sets SO_REUSEPORT too and has the
+// same owner can then bind the same port beside it.
+static napi_value js_set_reuse_port(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = fd_arg(env, argc, argv, "setReusePort");
+  if (fd < 0) return NULL;
+  int one = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) throw_errno(env, errno, "setsockopt", "SO_REUSEPORT");
+  return NULL;
+}
+
 // No global state, so the module is safe to load in several contexts (worker threads, vitest).
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
@@ -665,6 +683,7 @@ NAPI_MODULE_INIT() {
       {"listenTcp", NULL, js_listen_tcp, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},
       {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setReusePort", NULL, js_set_reuse_port, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -17,5 +17,6 @@ install -d "$DESTDIR/usr/lib/epmd-ng" "$DESTDIR/usr/bin" "$DESTDIR$UNITDIR" "$DE
 install -m 0755 "$SRC/dist/epmd-ng.mjs" "$DESTDIR/usr/lib/epmd-ng/epmd-ng.mjs"
 install -m 0644 "$SRC/build/sd_native.node" "$DESTDIR/usr/lib/epmd-ng/sd_native.node"
 ln -sfn ../lib/epmd-ng/epmd-ng.mjs "$DESTDIR/usr/bin/epmd-ng"
-install -m 0644 "$SRC/systemd/epmd-ng.service" "$SRC/systemd/epmd-ng.socket" "$SRC/systemd/epmd-ng-filter.service" "$DESTDIR$UNITDIR/"
+install -m 0644 "$SRC/systemd/epmd-ng.service" "$SRC/systemd/epmd-ng.socket" "$SRC/systemd/epmd-ng-filter.service" \
+  "$SRC/systemd/epmd-ng-ready.service" "$SRC/systemd/epmd-ng-handover.service" "$DESTDIR$UNITDIR/"
 install -m 0644 "$SRC"/systemd/examples/* "$DESTDIR/usr/share/doc/epmd-ng/examples/"

@@ -129,12 +129,11 @@ async function modernCli(): Promise<Command> {
   program
     .command('socket-filter')
     .description("attach the this-host-only filter to the sockets systemd passes (epmd-ng-filter.service runs it)")
-    .action(async () => {
-      const { filterActivatedSockets } = await import('./systemd/socket-filter.js');
-      const report = filterActivatedSockets();
-      process.stderr.write(report.lines.map((l) => `epmd-ng: ${l}\n`).join(''));
-      process.exit(report.code);
-    });
+    .action(() => socketStep('filterActivatedSockets'));
+  program
+    .command('share-sockets')
+    .description("set SO_REUSEPORT on the listening sockets systemd passes, so that epmd-ng.socket can bind beside them (epmd-ng-handover.service runs it)")
+    .action(() => socketStep('shareActivatedSockets'));
   program
     .command('take-over')
     .description("record the nodes another epmd on the port serves as provisional entries in epmd-ng's snapshot (run before replacing it)")
@@ -152,6 +151,14 @@ async function modernCli(): Promise<Command> {
     .addOption(portOption())
     .action((opts: { port?: number }) => client({ name: 'started' }, opts.port));
   return program;
+}
+
+/** Runs one of the socket steps of small oneshot units and exits with its status. */
+async function socketStep(step: 'filterActivatedSockets' | 'shareActivatedSockets'): Promise<never> {
+  const steps = await import('./systemd/socket-steps.js');
+  const report = steps[step]();
+  process.stderr.write(report.lines.map((l) => `epmd-ng: ${l}\n`).join(''));
+  process.exit(report.code);
 }
 
 function parsePositive(value: string, what: string): number {

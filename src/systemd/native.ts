@@ -54,6 +54,8 @@ export interface SdNative {
    * native protocol). Throws (ENOENT, ECONNREFUSED, EACCES, ...) when nobody receives.
    */
   sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean;
+  /** SO_REUSEPORT on a bound socket: another socket of the same owner may then bind its port too. */
+  setReusePort(fd: number): void;
 }
 
 export interface ListenTcpOptions {

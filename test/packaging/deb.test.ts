@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pingByHostName } from '../systemd/container.js';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
-import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages } from './packages.js';
+import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
 
 const name = containerName('pkg-deb');
 const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
@@ -48,15 +48,24 @@ describe('the .deb under a real systemd', () => {
   it('apt-get install ./epmd-ng_*.deb: enabled, and the socket listens on every address of 4369, for this host only', async () => {
     await ok(`cd /host && apt-get install -y ./${path.basename(pkgs.deb)}`);
     expect((await ok("dpkg-query -W -f '${Status} ${Version}' epmd-ng")).trim()).toBe(`install ok installed ${pkgs.version}`);
-    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
+    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(ENABLED);
     expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
     // Socket activation: nothing has connected yet.
     expect((await sh('systemctl is-active epmd-ng.service')).stdout.trim()).toBe('inactive');
     const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
     expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
-    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng-ready.service');
     expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
     expect(await ok('cat /etc/default/epmd-ng')).toContain('#EPMD_NG_LOG_LEVEL=');
+  });
+
+  it('(set-up) the links as epmd-ng 0.1.0 left them, where epmd.service was an alias of epmd-ng.service itself', async () => {
+    // A stand-in for an installation of 0.1.0, whose package cannot be rebuilt from this tree: its
+    // postinst made the same links except this one. The upgrade below must move it. Done while
+    // neither unit runs (a daemon-reload that moves the name of a running unit confuses systemd).
+    expect((await sh('systemctl is-active epmd-ng.service epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(['inactive', 'inactive']);
+    await ok('ln -sfn /lib/systemd/system/epmd-ng.service /etc/systemd/system/epmd.service && systemctl daemon-reload');
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
   });
 
   it('systemctl start epmd starts epmd-ng', async () => {
@@ -83,6 +92,7 @@ describe('the .deb under a real systemd', () => {
   it('an application unit with Requires=epmd.service starts and registers', async () => {
     await ok('cp /usr/share/doc/epmd-ng/examples/erlang-app.service /etc/systemd/system/ && systemctl daemon-reload && systemctl start erlang-app.service');
     expect((await show('erlang-app.service', 'ActiveState')).ActiveState).toBe('active');
+    // As 0.1.0 had it: the application requires the daemon's own unit.
     expect((await show('erlang-app.service', 'Requires')).Requires).toMatch(/\bepmd-ng\.service\b/);
     await waitNode('example');
     expect(await names()).toEqual(['a', 'example']);
@@ -129,11 +139,27 @@ describe('the .deb under a real systemd', () => {
     expect(await names()).toEqual(['a', 'example']);
   }, 120_000);
 
+  it('after the upgrade epmd.service is epmd-ng-ready.service: a crash of the daemon no longer restarts the application', async () => {
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng-ready.service');
+    expect((await ok('readlink /etc/systemd/system/epmd.service')).trim()).toBe('/lib/systemd/system/epmd-ng-ready.service');
+    expect((await show('epmd-ng-ready.service', 'ActiveState')).ActiveState).toBe('active');
+    expect((await show('erlang-app.service', 'Requires')).Requires).toMatch(/\bepmd-ng-ready\.service\b/);
+    const app = await show('erlang-app.service', 'InvocationID', 'MainPID');
+    const daemon = await show('epmd-ng.service', 'NRestarts');
+    await ok('systemctl kill -s KILL --kill-who=main epmd-ng.service');
+    await waitFor('the daemon restarted', async () => {
+      const s = await show('epmd-ng.service', 'NRestarts', 'ActiveState');
+      return s.ActiveState === 'active' && s.NRestarts !== daemon.NRestarts;
+    });
+    expect(await names()).toEqual(['a', 'example']);
+    expect(await show('erlang-app.service', 'InvocationID', 'MainPID')).toEqual(app);
+  });
+
   it('remove stops and disables, gives the epmd names back, keeps the conffile', async () => {
     await ok('systemctl stop erl-a');
     await ok('apt-get remove -y epmd-ng');
     expect((await ok("dpkg-query -W -f '${Status}' epmd-ng")).trim()).toBe('deinstall ok config-files');
-    for (const unit of ['epmd-ng.service', 'epmd-ng.socket']) {
+    for (const unit of ['epmd-ng.service', 'epmd-ng.socket', 'epmd-ng-ready.service']) {
       expect((await show(unit, 'LoadState', 'ActiveState')), unit).toMatchObject({ LoadState: 'not-found', ActiveState: 'inactive' });
     }
     // Requires= means what systemd.unit(5) says: the application stopped with epmd.

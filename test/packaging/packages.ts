@@ -11,6 +11,12 @@ import { execIn } from '../systemd/sdh.js';
 
 export { repoRoot };
 
+/**
+ * `systemctl is-enabled epmd-ng.service epmd-ng.socket epmd-ng-ready.service` once the package
+ * enabled them: the service has no [Install] links of its own, only Also= (hence "indirect").
+ */
+export const ENABLED = ['indirect', 'enabled', 'enabled'];
+
 /** The version of the package built for the upgrade tests: newer than package.json's. */
 export const UPGRADE_SUFFIX = '+upgrade1';
 
@@ -171,6 +177,8 @@ export function diffLines(before: string, after: string): { gone: string[]; adde
 export interface Poll {
   t: number;
   ms: number;
+  /** The address polled (names-poller.cjs HOSTS). */
+  host?: string;
   names?: string[];
   port?: number;
   error?: string;

@@ -1,12 +1,14 @@
 // The .rpm on a real systemd: `rpm -K`, then `rpm -i --nodeps` with its scriptlets inside the
 // same Debian 12 systemd root as the .deb tests (Debian has rpm, but its packages are not in the
-// rpm database, hence --nodeps), a real Erlang node, an upgrade with `rpm -U` that keeps every
-// registration visible, and an erase that leaves nothing behind. Needs root.
+// rpm database, hence --nodeps) over the distribution's running epmd (erlang-base's units stand in
+// for Fedora's erlang-erts ones: same names, same roles), real Erlang nodes, an upgrade with
+// `rpm -U` that keeps every registration visible, and an erase that leaves nothing behind and
+// gives the names back. Needs root.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
-import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages } from './packages.js';
+import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
 
 const name = containerName('pkg-rpm');
 const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
@@ -31,6 +33,8 @@ describe('the .rpm under a real systemd', () => {
     fs.copyFileSync(pkgs.rpm, path.join(share, path.basename(pkgs.rpm)));
     fs.copyFileSync(upgrade.rpm, path.join(share, path.basename(upgrade.rpm)));
     fs.copyFileSync(path.join(repoRoot, 'test/packaging/names-poller.cjs'), path.join(share, 'names-poller.cjs'));
+    // The distribution's epmd, enabled and serving a node, as on a host that runs Erlang already.
+    await ok('systemctl enable --now epmd.socket epmd.service');
     fsBefore = await ok(FS_SNAPSHOT);
     usersBefore = await ok('getent passwd | sort; getent group | sort');
   }, BOOT_TIMEOUT_MS);
@@ -43,17 +47,46 @@ describe('the .rpm under a real systemd', () => {
     expect(r.stdout.trim()).toBe(`${rpmFile()}: digests OK`);
   });
 
-  it('rpm -i --nodeps runs the scriptlets: enabled, epmd.* aliases, the socket listens on every address of 4369', async () => {
-    await ok(`rpm -i --nodeps ${rpmFile()}`);
+  it('rpm -i --nodeps over the running distribution epmd: enabled, epmd.* aliases, every address of 4369, no node invisible at any 50 ms poll', async () => {
+    await startNode('o1');
+    await waitNode('o1');
+    const pollFile = path.join(shareDir(name), 'poll-install.jsonl');
+    await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-install node /host/names-poller.cjs /host/poll-install.jsonl /run/poll-stop 50 4369 127.0.0.1,::1');
+    await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
+    const out = await ok(`rpm -i --nodeps ${rpmFile()} 2>&1`);
+    await new Promise((r) => setTimeout(r, 3000)); // o1 registers again with epmd-ng meanwhile
+    await ok('touch /run/poll-stop');
+    await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-install')).stdout.trim() !== 'active');
+    expect(out).toContain("epmd-ng: serving port 4369 beside the distribution's epmd until it has stopped");
+    const polls = readPolls(pollFile);
+    const bad = polls.filter((p) => p.error !== undefined || !p.names?.includes('o1'));
+    console.log(`rpm -i over the distribution's epmd: ${polls.length} polls, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
+    expect(bad.slice(0, 10)).toEqual([]);
+
     expect((await ok("rpm -q --qf '%{VERSION}' epmd-ng")).trim()).toBe(pkgs.version);
-    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket')).stdout.trim().split('\n')).toEqual(['enabled', 'enabled']);
-    expect((await sh('systemctl is-active epmd-ng.socket')).stdout.trim()).toBe('active');
+    expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(ENABLED);
+    expect((await sh('systemctl is-active epmd-ng.socket epmd-ng.service epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(['active', 'active', 'active']);
+    expect((await sh('pgrep -u epmd -x epmd')).code).not.toBe(0);
+    // o1 lost OTP's epmd and registered again, with epmd-ng; once stopped it is gone.
+    const listed = async () => (JSON.parse(await ok('epmd-ng names --json')) as { nodes: { name: string; provisional: boolean }[] }).nodes;
+    await waitFor('o1 registered with epmd-ng', async () => (await listed()).some((n) => n.name === 'o1' && !n.provisional), 30_000);
+    await ok('systemctl stop erl-o1');
+    await waitFor('o1 gone', async () => (await listed()).length === 0);
     // The units come from the rpm (in /usr/lib/systemd/system; /lib is the same directory here).
     expect((await ok("rpm -qf --qf '%{NAME}' /usr/lib/systemd/system/epmd-ng.socket")).trim()).toBe('epmd-ng');
-    const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
+    const listening = await ok("ss -ltnH 'sport = :4369' | awk '{print $4}' | sort");
     expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
-    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng-ready.service');
+    expect((await show('epmd.socket', 'Id')).Id).toBe('epmd-ng.socket');
     expect(await ok('cat /etc/sysconfig/epmd-ng')).toContain('#EPMD_NG_MAX_CONNECTIONS=');
+  }, 90_000);
+
+  it('(set-up) the links as epmd-ng 0.1.0 left them, where epmd.service was an alias of epmd-ng.service itself', async () => {
+    // A stand-in for an installation of 0.1.0 (see deb.test.ts); rpm -U below must move the link.
+    // Changed while neither unit runs (a daemon-reload that moves a running unit's name confuses systemd).
+    await ok('systemctl stop epmd-ng.service epmd-ng-ready.service');
+    await ok('ln -sfn /usr/lib/systemd/system/epmd-ng.service /etc/systemd/system/epmd.service && systemctl daemon-reload');
+    expect((await show('epmd.service', 'Id')).Id).toBe('epmd-ng.service');
   });
 
   it('serves a real Erlang node: epmd -names and epmd-ng names --json list it', async () => {
@@ -85,15 +118,19 @@ describe('the .rpm under a real systemd', () => {
     const bad = polls.filter((p) => p.error !== undefined || (p.names ?? []).join(',') !== 'r1,r2');
     console.log(`rpm upgrade: ${polls.length} polls, slowest reply ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
     expect(bad.slice(0, 10)).toEqual([]);
+    // The upgrade moved epmd.service to epmd-ng-ready.service, which the restarted daemon brought up.
+    expect(await show('epmd.service', 'Id', 'ActiveState')).toEqual({ Id: 'epmd-ng-ready.service', ActiveState: 'active' });
   }, 120_000);
 
   it('rpm -e stops, disables and erases cleanly: no files, users, units or state left', async () => {
     await ok('systemctl stop erl-r1 erl-r2');
     await ok('rpm -e epmd-ng');
     expect((await sh('rpm -q epmd-ng')).code).not.toBe(0);
-    expect((await ok("ss -ltnH | awk '{print $4}'")).trim()).toBe('');
-    expect(await names()).toEqual([]);
+    // The names are the distribution's again, and its socket, enabled, listens again (%postun).
     expect(await show('epmd.service', 'Id', 'FragmentPath')).toEqual({ Id: 'epmd.service', FragmentPath: '/lib/systemd/system/epmd.service' });
+    expect(await show('epmd.socket', 'Id', 'ActiveState')).toEqual({ Id: 'epmd.socket', ActiveState: 'active' });
+    expect((await ok("ss -ltnH | awk '{print $4}'")).trim()).toBe('*:4369');
+    expect(await names()).toEqual([]);
     const diff = diffLines(fsBefore, await ok(FS_SNAPSHOT));
     // rpm created /etc/sysconfig and /usr/share/licenses as parents of the package's files:
     // Debian has neither, on RPM-based systems the base packages (setup, filesystem) own them.

@@ -51,8 +51,9 @@ describe('epmd-ng under a real systemd', () => {
     expect((await sh('systemctl is-active epmd-ng.service')).stdout.trim()).toBe('inactive');
     const listening = await ok("ss -ltnH | awk '{print $4}' | sort");
     expect(listening.trim().split('\n')).toEqual(['0.0.0.0:4369', '[::]:4369']);
-    // The aliases point at epmd-ng, so `systemctl start epmd` and Requires=epmd.service reach it.
-    expect((await ok('systemctl show -p Id epmd.service')).trim()).toBe('Id=epmd-ng.service');
+    // The aliases point at epmd-ng's units, so `systemctl start epmd` and Requires=epmd.service
+    // reach it: epmd.service is epmd-ng-ready.service, which brings the daemon up.
+    expect((await ok('systemctl show -p Id epmd.service')).trim()).toBe('Id=epmd-ng-ready.service');
     expect((await ok('systemctl show -p Id epmd.socket')).trim()).toBe('Id=epmd-ng.socket');
   });
 
@@ -167,25 +168,62 @@ describe('epmd-ng under a real systemd', () => {
     await ok('rm /etc/default/epmd-ng');
   });
 
-  it('an application with Requires=/After=epmd.service starts after epmd is ready and follows its restarts and stops', async () => {
+  it('an application with Requires=/After=epmd.service starts after epmd is ready; a crash or restart of the daemon leaves it alone, epmd.service\'s restart and stop reach it', async () => {
     await ok('cp /usr/share/doc/epmd-ng/examples/erlang-app.service /etc/systemd/system/ && systemctl daemon-reload');
-    await ok('systemctl stop epmd-ng.service');
+    await ok('systemctl stop epmd');
+    expect((await sh('systemctl is-active epmd-ng.service epmd-ng-ready.service')).stdout.split('\n').slice(0, 2)).toEqual(['inactive', 'inactive']);
     await ok('systemctl start erlang-app.service');
     const epmd = await show('epmd-ng.service', 'ActiveState', 'ActiveEnterTimestampMonotonic');
-    const app = await show('erlang-app.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'InvocationID');
+    const app = await show('erlang-app.service', 'ActiveState', 'ExecMainStartTimestampMonotonic', 'InvocationID', 'MainPID');
     expect(epmd.ActiveState).toBe('active');
     expect(Number(app.ExecMainStartTimestampMonotonic)).toBeGreaterThanOrEqual(Number(epmd.ActiveEnterTimestampMonotonic));
     await waitFor('node example registered', async () => /^name example at port/m.test((await sh('epmd -names')).stdout));
+    const unchanged = async () => expect(await show('erlang-app.service', 'ActiveState', 'InvocationID', 'MainPID')).toEqual({ ActiveState: 'active', InvocationID: app.InvocationID, MainPID: app.MainPID });
+
+    // The daemon crashes (SIGKILL) and Restart= brings it back; then it is restarted by hand: the
+    // application keeps running both times, and its node stays registered (fd store).
+    const daemon = await show('epmd-ng.service', 'MainPID', 'NRestarts');
+    await ok('systemctl kill -s KILL --kill-who=main epmd-ng.service');
+    await waitFor('the daemon restarted', async () => (await show('epmd-ng.service', 'ActiveState', 'NRestarts')).NRestarts !== daemon.NRestarts);
+    expect((await ok('epmd -names')).trim()).toMatch(/^name example at port \d+$/m);
+    await ok('systemctl restart epmd-ng.service');
+    expect((await show('epmd-ng.service', 'MainPID')).MainPID).not.toBe(daemon.MainPID);
+    expect((await ok('epmd -names')).trim()).toMatch(/^name example at port \d+$/m);
+    await unchanged();
+    expect((await sh('systemctl is-active epmd.service')).stdout.trim()).toBe('active');
+    // `systemctl reload epmd` reaches the daemon (PropagatesReloadTo=).
+    const reloads = (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.startsWith('reloaded')).length;
+    await ok('systemctl reload epmd');
+    await waitFor('the daemon reloaded', async () => (await journal('epmd-ng.service')).filter((e) => e.MESSAGE?.startsWith('reloaded')).length > reloads);
+    await unchanged();
 
     // systemd.unit(5): a unit that Requires= another is restarted when that one is restarted...
-    await ok('systemctl restart epmd-ng.service');
+    const before = (await show('epmd-ng.service', 'MainPID')).MainPID;
+    await ok('systemctl restart epmd');
     const restarted = await show('erlang-app.service', 'ActiveState', 'InvocationID');
     expect(restarted.ActiveState).toBe('active');
     expect(restarted.InvocationID).not.toBe(app.InvocationID);
+    expect((await show('epmd-ng.service', 'MainPID')).MainPID).not.toBe(before);
     await waitFor('node example registered again', async () => /^name example at port/m.test((await sh('epmd -names')).stdout));
-    // ...and stopped when it is stopped.
-    await ok('systemctl stop epmd-ng.service');
-    expect((await sh('systemctl is-active erlang-app.service')).stdout.trim()).toBe('inactive');
+    // ...and stopped when it is stopped; the daemon stops with epmd.service (PartOf=).
+    await ok('systemctl stop epmd');
+    expect((await sh('systemctl is-active erlang-app.service epmd-ng.service')).stdout.split('\n').slice(0, 2)).toEqual(['inactive', 'inactive']);
+  });
+
+  it('a daemon that cannot start fails epmd.service, and with it the application, instead of starting it without an epmd', async () => {
+    await ok(
+      'mkdir -p /run/systemd/system/epmd-ng.service.d && ' +
+        "printf '[Service]\nEnvironment=EPMD_NG_OPTS=-no_such_flag\n' > /run/systemd/system/epmd-ng.service.d/bad.conf && systemctl daemon-reload",
+    );
+    const started = await sh('systemctl start erlang-app.service');
+    expect(started.code).not.toBe(0);
+    expect(await show('epmd-ng-ready.service', 'ActiveState', 'Result')).toEqual({ ActiveState: 'failed', Result: 'exit-code' });
+    expect((await sh('systemctl is-active erlang-app.service')).stdout.trim()).not.toBe('active');
+    expect(await ok('journalctl --no-pager -u epmd-ng.service -o cat')).toContain('-no_such_flag');
+    // The start limit stopped the socket too (systemd's rule for a service that fails for good).
+    await ok('rm -r /run/systemd/system/epmd-ng.service.d && systemctl daemon-reload && systemctl reset-failed epmd-ng.service epmd-ng-ready.service epmd-ng.socket');
+    await ok('systemctl start epmd-ng.socket erlang-app.service && systemctl stop erlang-app.service');
+    expect((await sh('epmd -names')).code).toBe(0);
   });
 
   it('systemctl stop: STOPPING, an orderly exit with status 0', async () => {

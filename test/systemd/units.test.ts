@@ -49,12 +49,27 @@ describe('shipped unit files', () => {
     expect(text).toMatch(/^#IPAddressAllow=localhost /m);
   });
 
-  it('the service is Type=notify, takes the epmd.service name, restarts, has a watchdog and no core dumps', () => {
+  it('the service is Type=notify, restarts, has a watchdog and no core dumps, and brings epmd-ng-ready.service', () => {
     const text = execFileSync('cat', [unit('epmd-ng.service')], { encoding: 'utf8' });
-    for (const line of ['Type=notify', 'Alias=epmd.service', 'Restart=on-failure', 'LimitCORE=0', 'StateDirectory=epmd-ng']) {
+    for (const line of ['Type=notify', 'Restart=on-failure', 'LimitCORE=0', 'StateDirectory=epmd-ng', 'Wants=epmd-ng-ready.service', 'PartOf=epmd-ng-ready.service', 'Also=epmd-ng.socket epmd-ng-ready.service']) {
       expect(text).toMatch(new RegExp(`^${line.replace('.', '\\.')}$`, 'm'));
     }
     expect(Number(/^WatchdogSec=(\d+)s$/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(Number(/^LimitNOFILE=(\d+)$/m.exec(text)?.[1])).toBeGreaterThan(1024);
+    // Never the epmd.service name itself: a crash would then restart every application that Requires= it.
+    expect(text).not.toMatch(/^Alias=/m);
+  });
+
+  it('epmd-ng-ready.service takes the epmd.service name, depends on the daemon without Requires=, and scores at most 1.5', () => {
+    const text = execFileSync('cat', [unit('epmd-ng-ready.service')], { encoding: 'utf8' });
+    for (const line of ['Alias=epmd.service', 'Wants=epmd-ng.service', 'After=epmd-ng.service', 'PropagatesReloadTo=epmd-ng.service', 'Type=oneshot', 'RemainAfterExit=yes']) {
+      expect(text).toMatch(new RegExp(`^${line.replace(/\./g, '\\.')}$`, 'm'));
+    }
+    // Requires=, BindsTo= or PartOf= on the daemon would carry its restarts to the applications.
+    expect(text).not.toMatch(/^(Requires|BindsTo|PartOf|Requisite)=/m);
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit('epmd-ng-ready.service')], { encoding: 'utf8' });
+    const score = Number(/Overall exposure level for epmd-ng-ready\.service: ([\d.]+)/.exec(r.stdout)?.[1]);
+    expect(score).toBeGreaterThan(0);
+    expect(score).toBeLessThanOrEqual(1.5);
   });
 });

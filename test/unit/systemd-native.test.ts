@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../helpers/daemon.js';
+import { freePort } from '../helpers/ports.js';
 import { ensureNativeBuilt } from '../helpers/sd-native.js';
 import { createMemfd, readMemfd, writeMemfd } from '../../src/systemd/memfd.js';
 import { addonCandidates, loadNative, resetNativeForTests, SYSTEM_ADDON_PATH } from '../../src/systemd/native.js';
@@ -76,6 +77,42 @@ describe('steerReuseport', () => {
     const fd = fs.openSync(os.devNull, 'r');
     try {
       expect(() => loadNative().steerReuseport(fd, 0)).toThrow(/ENOTSOCK.*SO_ATTACH_REUSEPORT_CBPF/);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+});
+
+describe('setReusePort', () => {
+  it('lets a socket with SO_REUSEPORT bind beside one that was bound without it', async () => {
+    const native = loadNative();
+    const port = await freePort();
+    const fd = native.listenTcp('127.0.0.1', port, {});
+    try {
+      const bindBeside = () =>
+        execFileSync('python3', ['-c', [
+          'import socket',
+          's = socket.socket()',
+          'for opt in (socket.SO_REUSEADDR, socket.SO_REUSEPORT): s.setsockopt(socket.SOL_SOCKET, opt, 1)',
+          'try:',
+          `  s.bind(("127.0.0.1", ${port})); s.listen(); print("bound")`,
+          'except OSError as e:',
+          '  print(e.strerror)',
+        ].join('\n')], { encoding: 'utf8' }).trim();
+      expect(native.sockInfo(fd)?.reusePort).toBe(false);
+      expect(bindBeside()).toBe('Address already in use');
+      native.setReusePort(fd);
+      expect(native.sockInfo(fd)?.reusePort).toBe(true);
+      expect(bindBeside()).toBe('bound');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('throws a system error naming the option for what is not a socket', () => {
+    const fd = fs.openSync(os.devNull, 'r');
+    try {
+      expect(() => loadNative().setReusePort(fd)).toThrow(/ENOTSOCK.*SO_REUSEPORT/);
     } finally {
       fs.closeSync(fd);
     }
