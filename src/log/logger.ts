@@ -19,7 +19,7 @@ export interface LogFn {
  * What the daemon logs through: pino's calling convention (`log.info(fields, message)`), a level
  * that a reload may change, and its numeric value for cheap checks on the hot path. The JSON and
  * terminal formats are pino itself; the journal and syslog formats are the small EventLogger
- * below, so a daemon under systemd never loads pino's module graph (about 9 MB of RSS and a good
+ * below, so a daemon under systemd never loads pino's module graph (memory and a good
  * part of the start-up time: README, Performance).
  */
 export interface Logger {
