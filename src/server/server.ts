@@ -482,9 +482,9 @@ export class EpmdServer {
     });
   }
 
+  /** With -delay_write only (callers check, so that a reply without it needs no closure). */
   private afterWriteDelay(writes: number, then: () => void): void {
-    if (this.settings.delayWriteSeconds > 0) setTimeout(then, this.settings.delayWriteSeconds * 1000 * writes);
-    else then();
+    setTimeout(then, this.settings.delayWriteSeconds * 1000 * writes);
   }
 
   private unregister(conn: Connection, reason: UnregisterReason): void {

@@ -41,7 +41,6 @@ export class ServiceManager {
     this.enabled = this.notifier.isEnabled();
   }
 
-
   /** Fails early and clearly when systemd expects notifications but the addon cannot be loaded. */
   checkSupport(): void {
     if (this.enabled) loadNative();
