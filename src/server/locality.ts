@@ -9,13 +9,13 @@ function isIpv4Loopback(address: string): boolean {
 /**
  * Whether a peer counts as "on this host" for registering, dumping, killing and stopping (spec §7):
  * any IPv4 loopback address, ::1, or a peer whose address is the connection's own local address.
- * Unknown addresses (the socket already closed) are never local. `local` may be a function, asked
- * only when the peer is not loopback (reading a socket's local address is a system call).
+ * Unknown addresses (the socket already closed) are never local. `local` gives the connection's
+ * local address, asked only when the peer is not loopback (reading it is a system call).
  */
-export function isLocalPeer(peer: string | undefined, local: string | undefined | (() => string | undefined)): boolean {
+export function isLocalPeer(peer: string | undefined, local: () => string | undefined): boolean {
   if (!peer) return false;
   if (peer === '::1' || isIpv4Loopback(peer)) return true;
-  const own = typeof local === 'function' ? local() : local;
+  const own = local();
   return own !== undefined && peer === own;
 }
 
