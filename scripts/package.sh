@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds epmd-ng's Debian and RPM packages from a built checkout (npm run build), with tools from
 # Debian's own packages (dpkg-deb, fakeroot, rpmbuild from `rpm`; installed on demand as root):
-#   dist/pkg/epmd-ng_<version>_<deb arch>.deb            e.g. epmd-ng_0.1.0_amd64.deb
-#   dist/pkg/epmd-ng-<version>-<release>.<rpm arch>.rpm  e.g. epmd-ng-0.1.0-1.x86_64.rpm
+#   dist/pkg/epmd-ng_<version>_<deb arch>.deb            e.g. epmd-ng_0.2.0_amd64.deb
+#   dist/pkg/epmd-ng-<version>-<release>.<rpm arch>.rpm  e.g. epmd-ng-0.2.0-1.x86_64.rpm
 # The packages are architecture-specific: build/sd_native.node is native code for this machine.
 #
 #   scripts/package.sh [--deb] [--rpm] [--lint]
