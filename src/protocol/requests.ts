@@ -1,5 +1,5 @@
 import { MAX_LOOKUP_NAME_CHARS, MAX_NAME_CHARS, MAX_SYMBOL_BYTES, RequestCode, STATUS_VERSION } from './constants.js';
-import { countCodePoints, isStrictUtf8 } from './utf8.js';
+import { countCodePoints, isPlainAscii, isStrictUtf8 } from './utf8.js';
 
 /** What a node registers: every field is stored and echoed back verbatim in PORT2_RESP. */
 export interface NodeInfo {
@@ -122,8 +122,9 @@ function decodeAlive2(p: Buffer): Alive2Request | Malformed {
 
 function nameRejection(name: Buffer): string | undefined {
   if (name.length > MAX_SYMBOL_BYTES) return `node name is too long (${name.length} bytes)`;
-  if (!isStrictUtf8(name)) return 'invalid node name encoding';
-  const chars = countCodePoints(name);
+  const plain = isPlainAscii(name);
+  if (!plain && !isStrictUtf8(name)) return 'invalid node name encoding';
+  const chars = plain ? name.length : countCodePoints(name);
   if (chars > MAX_NAME_CHARS) return `node name is too long (${chars} characters)`;
   return undefined;
 }
@@ -133,9 +134,12 @@ function decodePortPlease2(p: Buffer): Request | Malformed {
   const end = p[p.length - 1] === 0 ? p.length - 1 : p.length;
   const name = p.subarray(1, end);
   if (name.length === 0) return malformed('port-please2', 'empty node name in PORT2_REQ');
-  if (name.includes(0)) return malformed('port-please2', 'node name contains NUL in PORT2_REQ');
-  if (!isStrictUtf8(name) || countCodePoints(name) > MAX_LOOKUP_NAME_CHARS) {
-    return malformed('port-please2', 'invalid node name in PORT2_REQ');
+  const plain = isPlainAscii(name);
+  if (!plain) {
+    if (name.includes(0)) return malformed('port-please2', 'node name contains NUL in PORT2_REQ');
+    if (!isStrictUtf8(name)) return malformed('port-please2', 'invalid node name in PORT2_REQ');
   }
-  return { type: 'port-please2', name: Buffer.from(name) };
+  if ((plain ? name.length : countCodePoints(name)) > MAX_LOOKUP_NAME_CHARS) return malformed('port-please2', 'invalid node name in PORT2_REQ');
+  // A view into the request's bytes, not a copy: a lookup holds the name only while it is answered.
+  return { type: 'port-please2', name };
 }

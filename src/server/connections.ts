@@ -32,6 +32,8 @@ export class Connection {
   deadline = 0;
   /** The reply still being written, counted against the pending-reply budget. */
   pending?: Buffer;
+  /** PORT2_RESP for the registration this connection holds, once a lookup has asked for it. */
+  port2Reply?: Buffer;
   private peerText?: string;
   private localPeer?: boolean;
   private number?: number;
@@ -99,7 +101,12 @@ export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
  * being written. Every operation is O(1), or O(connections actually closed).
  */
 export class ConnectionTable {
-  readonly all = new Set<Connection>();
+  /**
+   * Every open connection, by its socket: socket events find their Connection here. (A property
+   * on the socket would give every net.Socket a second hidden class, which slows Node's own
+   * socket code down measurably.)
+   */
+  private readonly bySocket = new Map<net.Socket, Connection>();
   /** Reading connections, oldest accepted first: the first to be evicted. */
   private readonly waiting = new Set<Connection>();
   /** Replying connections, oldest first: evicted once no reading connection is left. */
@@ -117,7 +124,16 @@ export class ConnectionTable {
   ) {}
 
   get size(): number {
-    return this.all.size;
+    return this.bySocket.size;
+  }
+
+  /** The open connection on `socket`; undefined once it has been removed. */
+  of(socket: net.Socket): Connection | undefined {
+    return this.bySocket.get(socket);
+  }
+
+  get all(): IterableIterator<Connection> {
+    return this.bySocket.values();
   }
 
   /** Connections still reading or answering a query (registrations not counted). */
@@ -132,14 +148,14 @@ export class ConnectionTable {
 
   /** A new connection waiting for its request. */
   addReading(conn: Connection): void {
-    this.all.add(conn);
+    this.bySocket.set(conn.socket, conn);
     this.waiting.add(conn);
     this.arm(conn);
   }
 
   /** A connection that is a registration from the start (taken over from the fd store). */
   addRegistered(conn: Connection): void {
-    this.all.add(conn);
+    this.bySocket.set(conn.socket, conn);
   }
 
   /** Data arrived on a reading connection: its idle deadline starts again. */
@@ -182,7 +198,7 @@ export class ConnectionTable {
   remove(conn: Connection): void {
     const phase = conn.phase;
     conn.phase = 'closed';
-    this.all.delete(conn);
+    this.bySocket.delete(conn.socket);
     // Only the sets this phase can be in: a lookup is removed with two deletions, not four.
     if (phase === 'reading') {
       this.waiting.delete(conn);

@@ -63,10 +63,6 @@ const INFO = 30;
 const DEBUG = 20;
 const TRACE = 10;
 
-/** Each socket carries its Connection, so one set of listeners serves every connection. */
-const CONNECTION = Symbol('epmd-ng connection');
-type TrackedSocket = net.Socket & { [CONNECTION]: Connection };
-
 /** Replies from this size on are written from a queue, a bounded amount per event-loop turn. */
 const LARGE_REPLY = 64 * 1024;
 const LARGE_REPLY_BYTES_PER_TURN = 256 * 1024;
@@ -101,15 +97,18 @@ export class EpmdServer {
     private readonly hooks: ServerHooks = {},
   ) {
     this.table = new ConnectionTable((settings.packetTimeout + 1) * 1000, (conn, reason) => this.timedOut(conn, reason));
+    // One set of listeners serves every connection: each finds its Connection by its socket.
     const server = this;
     this.onData = function (chunk) {
-      server.received((this as TrackedSocket)[CONNECTION], chunk);
+      const conn = server.table.of(this);
+      if (conn) server.received(conn, chunk);
     };
     this.onClose = function () {
-      server.closed((this as TrackedSocket)[CONNECTION]);
+      const conn = server.table.of(this);
+      if (conn) server.closed(conn);
     };
     this.onError = function (err) {
-      if (server.log.levelVal <= TRACE) server.log.trace({ conn: (this as TrackedSocket)[CONNECTION].id, err: err.message }, 'socket error');
+      if (server.log.levelVal <= TRACE) server.log.trace({ conn: server.table.of(this)?.id, err: err.message }, 'socket error');
     };
   }
 
@@ -215,7 +214,6 @@ export class EpmdServer {
 
   private track(socket: net.Socket, phase: 'reading' | 'registered'): Connection {
     const conn = new Connection(socket, phase);
-    (socket as TrackedSocket)[CONNECTION] = conn;
     if (this.log.levelVal <= TRACE) this.log.trace({ peer: conn.peer, conn: conn.id }, 'connection opened');
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -315,7 +313,7 @@ export class EpmdServer {
       case 'alive2':
         return this.alive2(conn, request, surplus);
       case 'port-please2':
-        return this.reply(conn, encodePort2Reply(this.registry.resolve(request.name)));
+        return this.reply(conn, this.port2Reply(request.name));
       case 'names':
         return this.reply(conn, this.namesReply(), this.registry.size + this.registry.provisionalCount + 1);
       case 'dump':
@@ -382,6 +380,13 @@ export class EpmdServer {
       }
     });
     if (surplus > 0) this.unexpectedData(conn);
+  }
+
+  /** A live registration's reply is encoded once, at its first lookup, and kept by its connection. */
+  private port2Reply(name: Buffer): Buffer {
+    const registration = this.registry.lookup(name);
+    if (registration) return (registration.owner.port2Reply ??= encodePort2Reply(registration));
+    return encodePort2Reply(this.registry.lookupProvisional(name));
   }
 
   /** The NAMES reply for the registry as it is, encoded once per registry change and shared. */

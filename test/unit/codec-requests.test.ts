@@ -417,11 +417,13 @@ describe('PORT_PLEASE2_REQ (spec §5.2, V8–V10, G-K)', () => {
     expectPort2(decodeRequest(hex('7a c3 a9')), hex('c3 a9'));
   });
 
-  it('the name is a copy, unaffected if the receive buffer is reused', () => {
+  it('the name is a view of the payload, not a copy (a lookup holds it only while answered)', () => {
     const p = hex('7a 61 6c 70 68 61');
     const result = decodeRequest(p);
-    p.fill(0);
     expectPort2(result, Buffer.from('alpha'));
+    const name = (result as { name: Buffer }).name;
+    expect(name.buffer).toBe(p.buffer);
+    expect(name.byteOffset).toBe(p.byteOffset + 1);
   });
 });
 
