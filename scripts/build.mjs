@@ -14,10 +14,11 @@ await build({
   target: 'node18',
   format: 'esm',
   banner: {
-    // A young generation of 1 MB instead of V8's default 16 MB: each held registration then costs
-    // about 3 KB of RSS instead of 5 (README, Performance). Bundled CommonJS dependencies (pino)
-    // call require(); give the ESM bundle one.
-    js: "#!/usr/bin/env -S node --max-semi-space-size=1\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+    // Semi-spaces of at most 4 MB instead of V8's 16: under a flood of lookups the RSS peaks
+    // about 16 MB lower, for about 0.3 µs more CPU per lookup (1 MB: 6 MB lower still, but
+    // 1.5-3 µs per lookup, ten times as many scavenges). README, Performance. Bundled
+    // CommonJS dependencies (pino) call require(); give the ESM bundle one.
+    js: "#!/usr/bin/env -S node --max-semi-space-size=4\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
   },
   define: { __EPMD_NG_VERSION__: JSON.stringify(version) },
   logLevel: 'warning',
