@@ -382,11 +382,21 @@ export class EpmdServer {
     if (surplus > 0) this.unexpectedData(conn);
   }
 
-  /** A live registration's reply is encoded once, at its first lookup, and kept by its connection. */
+  /**
+   * A live registration's reply is encoded once, at its first lookup, and kept by its connection
+   * in memory of its own: a slice of Node's shared buffer pool would keep the pool's whole 8 kB
+   * slab alive for as long as the registration lives.
+   */
   private port2Reply(name: Buffer): Buffer {
     const registration = this.registry.lookup(name);
-    if (registration) return (registration.owner.port2Reply ??= encodePort2Reply(registration));
-    return encodePort2Reply(this.registry.lookupProvisional(name));
+    if (!registration) return encodePort2Reply(this.registry.lookupProvisional(name));
+    const owner = registration.owner;
+    if (!owner.port2Reply) {
+      const encoded = encodePort2Reply(registration);
+      owner.port2Reply = Buffer.allocUnsafeSlow(encoded.length);
+      encoded.copy(owner.port2Reply);
+    }
+    return owner.port2Reply;
   }
 
   /** The NAMES reply for the registry as it is, encoded once per registry change and shared. */
