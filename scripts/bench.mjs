@@ -6,7 +6,8 @@
 // from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
 // figures to .cache/bench-<time>.json. Every run is bounded in time and count. One extra
 // measurement runs the same bundle on V8's default heap flags, to show what the young-generation
-// limit of its first line costs per lookup.
+// limit of its first line costs per lookup. Memory is read once V8 has settled (settledRss), also
+// for a registry filled between registrations that come and go (scripts/bench/interleaved-holder.mjs).
 //
 // Environment: BENCH_ROUNDS, BENCH_SECONDS (per measurement, default 2), BENCH_NODE18=0 to skip
 // the start-up measurement on Debian's Node 18 in the nspawn root (done when run as root).
@@ -20,6 +21,7 @@ import { freePort, sleep } from './lib/local.mjs';
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const bundle = path.join(root, 'dist/epmd-ng.mjs');
 const floorScript = path.join(root, 'scripts/bench/floor.mjs');
+const interleavedHolder = path.join(root, 'scripts/bench/interleaved-holder.mjs');
 const cacheDir = path.join(root, '.cache');
 const loadgen = path.join(cacheDir, 'loadgen');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -273,6 +275,31 @@ async function memory(make, big, gc = true) {
   }
 }
 
+/**
+ * RSS per held registration on a fresh server when 1,000 registrations are made one at a time,
+ * each followed by 256 that come and go (scripts/bench/interleaved-holder.mjs), once settled.
+ */
+const INTERLEAVED_KEEP = 1000;
+const INTERLEAVED_CHURN = 256;
+async function memoryInterleaved(make) {
+  const s = await make().start();
+  try {
+    const idle = await settledRss(s.pid, 20_000);
+    const holder = spawn(node, [interleavedHolder, String(s.port), String(INTERLEAVED_KEEP), String(INTERLEAVED_CHURN)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    await new Promise((resolve, reject) => {
+      holder.stdout.once('data', resolve);
+      holder.once('exit', (code) => reject(new Error(`${s.name}: the interleaved holder exited with ${code}`)));
+    });
+    const held = await settledRss(s.pid, 45_000);
+    const gone = new Promise((r) => holder.once('exit', r));
+    holder.stdin.end();
+    await gone;
+    return (held - idle) / INTERLEAVED_KEEP / 1024;
+  } finally {
+    await s.stop();
+  }
+}
+
 /** A bare `node` process doing nothing, measured as the servers' idle RSS is. */
 async function bareNodeRss() {
   const child = spawn(node, ['-e', 'setInterval(() => {}, 1 << 30)'], { stdio: 'ignore' });
@@ -295,7 +322,8 @@ async function main() {
 
   // Measured side by side: most of it is waiting for V8's memory reducer.
   const [bareMB, memOtp, memNg, memFloor] = await Promise.all([bareNodeRss(), memory(otp, false, false), memory(ng, true), memory(floor, true)]);
-  const mem = { otp: memOtp, ng: memNg, floor: memFloor };
+  const [ngInterleaved, floorInterleaved] = await Promise.all([memoryInterleaved(ng), memoryInterleaved(floor)]);
+  const mem = { otp: memOtp, ng: { ...memNg, perRegInterleavedKB: ngInterleaved }, floor: { ...memFloor, perRegInterleavedKB: floorInterleaved } };
 
   const O = await otp().start();
   const N = await ng().start();
@@ -372,6 +400,7 @@ async function main() {
     console.log(`| RSS per held registration at 1,000, KB | ${fmt(mem.otp.perReg1000KB, 2)} | ${fmt(mem.ng.perReg1000KB, 2)} | ${fmt(mem.floor.perReg1000KB, 2)} | | | |`);
     console.log(`| RSS per held registration at 15,000, KB | – | ${fmt(mem.ng.perReg15000KB, 2)} | ${fmt(mem.floor.perReg15000KB, 2)} | | | |`);
     console.log(`| … right after the burst of 15,000 registrations, before the heap settles, KB | – | ${fmt(mem.ng.burstPerReg15000KB, 2)} | ${fmt(mem.floor.burstPerReg15000KB, 2)} | | | |`);
+    console.log(`| RSS per held registration at ${fmt(INTERLEAVED_KEEP)}, each made after ${INTERLEAVED_CHURN} that come and go, KB | – | ${fmt(mem.ng.perRegInterleavedKB, 2)} | ${fmt(mem.floor.perRegInterleavedKB, 2)} | | | |`);
     console.log(`| start-up: exec → listening, ms | ${fmt(startupOf.otp.listenMs, 1)} | ${fmt(startupOf.ng.listenMs, 1)} | ${fmt(startupOf.floor.listenMs, 1)} | ${ratio(startupOf.ng.listenMs, startupOf.otp.listenMs)} | ${ratio(startupOf.floor.listenMs, startupOf.otp.listenMs)} | ${ratio(startupOf.ng.listenMs, startupOf.floor.listenMs)} |`);
     console.log(`| start-up: exec → READY=1, ms (Node ${process.version}) | – | ${fmt(startupOf.ng.readyMs, 1)} | – | | | |`);
     if (node18 && !node18.error) {

@@ -21,6 +21,7 @@ import {
   STOP_DONE,
   STOP_UNKNOWN,
 } from '../protocol/replies.js';
+import { ownCopy } from '../protocol/own-copy.js';
 import { creationFor, type ProvisionalEntry, type Registration, type Registry } from '../registry/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
@@ -382,21 +383,11 @@ export class EpmdServer {
     if (surplus > 0) this.unexpectedData(conn);
   }
 
-  /**
-   * A live registration's reply is encoded once, at its first lookup, and kept by its connection
-   * in memory of its own: a slice of Node's shared buffer pool would keep the pool's whole 8 kB
-   * slab alive for as long as the registration lives.
-   */
+  /** A live registration's reply is encoded once, at its first lookup, and kept by its connection. */
   private port2Reply(name: Buffer): Buffer {
     const registration = this.registry.lookup(name);
     if (!registration) return encodePort2Reply(this.registry.lookupProvisional(name));
-    const owner = registration.owner;
-    if (!owner.port2Reply) {
-      const encoded = encodePort2Reply(registration);
-      owner.port2Reply = Buffer.allocUnsafeSlow(encoded.length);
-      encoded.copy(owner.port2Reply);
-    }
-    return owner.port2Reply;
+    return (registration.owner.port2Reply ??= ownCopy(encodePort2Reply(registration)));
   }
 
   /** The NAMES reply for the registry as it is, encoded once per registry change and shared. */

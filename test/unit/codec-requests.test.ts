@@ -129,6 +129,14 @@ describe('ALIVE2_REQ: field decoding (spec §5.1 layout)', () => {
     expect(req.name.toString('latin1')).toBe('alpha');
     expect(req.extra.equals(hex('41 42'))).toBe(true);
   });
+
+  it("the name and extra live in memory of their own, not in a slice of Node's 8 kB buffer pool", () => {
+    // A registration keeps both for as long as the node lives: a pool slice would keep its slab.
+    const req = expectAccepted(decodeRequest(alive2({ name: 'alpha', extra: hex('41 42') })));
+    expect(req.name.buffer.byteLength).toBe(5);
+    expect(req.extra.buffer.byteLength).toBe(2);
+    expect(req.name.byteOffset).toBe(0);
+  });
 });
 
 describe('ALIVE2_REQ: silent-close validations, in OTP order (spec §5.1 steps 2–5, V7)', () => {
