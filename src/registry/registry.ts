@@ -111,12 +111,6 @@ export class Registry<Owner> {
     return this.active.get(nameKey(name));
   }
 
-  /** What a PORT_PLEASE2 answers with: a live registration, else a provisional entry. */
-  resolve(name: Buffer): NodeInfo | undefined {
-    const key = nameKey(name);
-    return this.active.get(key) ?? this.provisional.get(key);
-  }
-
   register(info: NodeInfo, owner: Owner, fd: number): RegisterResult<Owner> {
     const key = nameKey(info.name);
     const holder = this.active.get(key);

@@ -416,13 +416,13 @@ describe('Q10 property: no name is ever handed a creation it held before', () =>
 describe('provisional entries restored from a snapshot (spec §18; epmd-ng only)', () => {
   const expires = Date.now() + 30_000;
 
-  it('answer lookups (resolve) but are not live registrations: size 0 so KILL is allowed', () => {
+  it('answer lookups (lookupProvisional) but are not live registrations: size 0 so KILL is allowed', () => {
     const reg = new Registry<Owner>({ unusedCap: UNUSED_CAP, now: () => T });
     const p = reg.addProvisional(info('b', 43219), T + 5, expires);
     expect(p).toBeDefined();
     expect(reg.size).toBe(0);
     expect(reg.lookup(Buffer.from('b'))).toBeUndefined();
-    expect(reg.resolve(Buffer.from('b'))?.port).toBe(43219);
+    expect(reg.lookupProvisional(Buffer.from('b'))?.port).toBe(43219);
     expect(reg.newestFirst()).toEqual([]);
     expect(reg.provisionalNewestFirst().map((e) => e.name.toString())).toEqual(['b']);
   });
@@ -435,7 +435,7 @@ describe('provisional entries restored from a snapshot (spec §18; epmd-ng only)
     if (!r.ok) return;
     expect(r.registration.creation).toBe(T + 6);
     expect(reg.lookupProvisional(Buffer.from('b'))).toBeUndefined();
-    expect(reg.resolve(Buffer.from('b'))).toBe(r.registration);
+    expect(reg.lookup(Buffer.from('b'))).toBe(r.registration);
     expect(reg.size).toBe(1);
   });
 
@@ -451,7 +451,8 @@ describe('provisional entries restored from a snapshot (spec §18; epmd-ng only)
     const p = reg.addProvisional(info('b', 7), T + 5, expires)!;
     expect(reg.dropProvisional(p)).toBe(true);
     expect(reg.dropProvisional(p)).toBe(false);
-    expect(reg.resolve(Buffer.from('b'))).toBeUndefined();
+    expect(reg.lookup(Buffer.from('b'))).toBeUndefined();
+    expect(reg.lookupProvisional(Buffer.from('b'))).toBeUndefined();
     expect(reg.unusedOldestFirst()).toEqual([{ name: Buffer.from('b'), port: 7, fd: -1, creation: T + 5 }]);
     expect(cycle(reg, 'b')).toBe(T + 6);
   });
