@@ -138,16 +138,13 @@ const otp = () => new Server("OTP's epmd", (port) => [OTP_EPMD, '-port', String(
 // never loaded), at warn, so that nothing is logged on the measured paths, as OTP's epmd logs
 // nothing without -d.
 const NG_LOG = { EPMD_NG_LOG_FORMAT: 'journal', EPMD_NG_LOG_LEVEL: 'warn' };
-const ng = () =>
-  new Server('epmd-ng', (port) => [bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], {
-    ...NG_LOG,
-    EPMD_NG_MAX_CONNECTIONS: '19000',
-  });
+const NG_ENV = { ...NG_LOG, EPMD_NG_MAX_CONNECTIONS: '19000' };
+const ng = () => new Server('epmd-ng', (port) => [bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV);
 const floor = () => new Server('floor', (port) => [node, floorScript, String(port)]);
 // The same bundle on V8's default heap flags (without its first line's young-generation limit):
 // how much of the CPU per lookup that limit costs (README, Performance).
 const ngDefaultHeap = () =>
-  new Server('epmd-ng, default heap', (port) => [node, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], { ...NG_LOG, EPMD_NG_MAX_CONNECTIONS: '19000' });
+  new Server('epmd-ng, default heap', (port) => [node, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV);
 
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -253,8 +250,8 @@ async function settledRss(pid, maxMs) {
  * collector); the figure at 15,000 is also taken right after the burst of registrations.
  */
 async function memory(make, big, gc = true) {
-  const settle = (ms) => (gc ? settledRss(s.pid, ms) : rssBytes(s.pid));
   const s = await make().start();
+  const settle = (ms) => (gc ? settledRss(s.pid, ms) : rssBytes(s.pid));
   try {
     const idle = await settle(20_000);
     const small = await s.hold(1000);

@@ -19,23 +19,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { freePort, sleep } from './lib/local.mjs';
+import { frame, freePort, register, sleep } from './lib/local.mjs';
 
 const bundle = new URL('../dist/epmd-ng.mjs', import.meta.url).pathname;
-
-function frame(payload) {
-  const h = Buffer.alloc(2);
-  h.writeUInt16BE(payload.length);
-  return Buffer.concat([h, payload]);
-}
-
-function alive2(name, port) {
-  const n = Buffer.from(name);
-  const p = Buffer.alloc(13 + n.length);
-  p[0] = 120; p.writeUInt16BE(port, 1); p[3] = 77; p.writeUInt16BE(6, 5); p.writeUInt16BE(5, 7); p.writeUInt16BE(n.length, 9);
-  n.copy(p, 11);
-  return frame(p);
-}
 
 /**
  * One request on a fresh connection; resolves with the reply when the server closes. Each part of
@@ -49,15 +35,6 @@ function request(port, bytes, localAddress) {
     const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(bytes));
     s.on('data', (d) => chunks.push(d));
     s.on('close', () => resolve(Buffer.concat(chunks)));
-    s.on('error', reject);
-  });
-}
-
-/** Registers `name` and resolves with the open registration connection once the reply says ok. */
-function register(port, name, nodePort, localAddress = '127.0.1.1') {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(alive2(name, nodePort)));
-    s.once('data', (d) => (d[1] === 0 ? resolve(s) : reject(new Error(`registration of ${name} refused`))));
     s.on('error', reject);
   });
 }
