@@ -31,8 +31,13 @@ function alive2(name, port) {
   return frame(p);
 }
 
-/** Registers `name` and resolves with the open registration connection once the reply says ok. */
-export function register(port, name, nodePort, localAddress = '127.0.1.1') {
+/**
+ * Registers `name` and resolves with the open registration connection once the reply says ok.
+ * Without `localAddress` the kernel picks the source at connect(), which may reuse a port whose
+ * earlier connection is in TIME_WAIT; a bound source address cannot, and runs out of ports after
+ * some 28,000 short-lived registrations.
+ */
+export function register(port, name, nodePort, localAddress) {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.write(alive2(name, nodePort)));
     s.once('data', (d) => (d[1] === 0 ? resolve(s) : reject(new Error(`registration of ${name} refused`))));
