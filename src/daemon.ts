@@ -165,7 +165,7 @@ function adoptStored(inherited: ActivatedFd[], server: EpmdServer, fdStore: FdSt
   const recovered = recoverStored(inherited, log);
   let adopted = 0;
   for (const s of recovered.stored) {
-    const socket = new net.Socket({ fd: s.socketFd, readable: true, writable: true });
+    const socket = new net.Socket({ fd: s.socketFd, readable: true, writable: true, allowHalfOpen: true });
     if (server.adopt(socket, s.node, s.node.creation, s.storeName)) adopted++;
     else recovered.stale.push(s.storeName);
   }

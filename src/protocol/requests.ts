@@ -1,5 +1,5 @@
 import { MAX_LOOKUP_NAME_CHARS, MAX_NAME_CHARS, MAX_SYMBOL_BYTES, RequestCode, STATUS_VERSION } from './constants.js';
-import { ownCopy } from './own-copy.js';
+import { keepable } from './own-copy.js';
 import { countCodePoints, isPlainAscii, isStrictUtf8 } from './utf8.js';
 
 /** What a node registers: every field is stored and echoed back verbatim in PORT2_RESP. */
@@ -112,10 +112,10 @@ function decodeAlive2(p: Buffer): Alive2Request | Malformed {
     protocol: p[4]!,
     highestVersion: p.readUInt16BE(5),
     lowestVersion: p.readUInt16BE(7),
-    // Copies of their own: the registration keeps them for as long as the node lives.
-    name: ownCopy(name),
+    // The registration keeps both for as long as the node lives (see keepable).
+    name: keepable(name),
     // Most nodes register no extra: they all share one empty buffer (never written to).
-    extra: extraLength === 0 ? NO_EXTRA : ownCopy(p.subarray(13 + nameLength, 13 + nameLength + extraLength)),
+    extra: extraLength === 0 ? NO_EXTRA : keepable(p.subarray(13 + nameLength, 13 + nameLength + extraLength)),
   };
   const rejection = nameRejection(name) ?? (extraLength > MAX_SYMBOL_BYTES ? `extra data is too long (${extraLength})` : undefined);
   if (rejection) request.rejection = rejection;

@@ -1,6 +1,5 @@
 import type { NodeInfo } from '../protocol/requests.js';
 
-/** Registry key for a node name: its bytes one-to-one as a string, so comparison is byte-exact. */
 /**
  * The creation of an entry taken over from another epmd, which does not tell creations (NAMES and
  * PORT2_RESP carry none). Never a real one: OTP 23+ nodes get 32-bit creations above 3, older
@@ -8,6 +7,7 @@ import type { NodeInfo } from '../protocol/requests.js';
  */
 export const UNKNOWN_CREATION = 0;
 
+/** Registry key for a node name: its bytes one-to-one as a string, so comparison is byte-exact. */
 export function nameKey(name: Buffer): string {
   return name.toString('latin1');
 }
@@ -22,12 +22,16 @@ export interface Registration<Owner> extends NodeInfo {
   owner: Owner;
 }
 
-/** A name that was registered before: remembered so its next creation differs (spec §6). */
-export interface UnusedName {
-  name: Buffer;
+/** What is remembered of a name that was registered before, so its next creation differs (spec §6). */
+interface UnusedSlot {
   port: number;
   fd: number;
   creation: number;
+}
+
+/** A name that was registered before, with what is remembered of it. */
+export interface UnusedName extends UnusedSlot {
+  name: Buffer;
 }
 
 /**
@@ -74,7 +78,8 @@ export function creationFor(counter: number, highestVersion: number): number {
  */
 export class Registry<Owner> {
   private readonly active = new Map<string, Registration<Owner>>();
-  private readonly unused = new Map<string, UnusedName>();
+  /** Old names by key (the name's bytes): only numbers are kept, since a name may wait here long. */
+  private readonly unused = new Map<string, UnusedSlot>();
   private readonly provisional = new Map<string, ProvisionalEntry>();
   private forgottenCeiling = 0;
   private changes = 0;
@@ -137,12 +142,7 @@ export class Registry<Owner> {
     if (this.active.get(registration.key) !== registration) return false;
     this.active.delete(registration.key);
     this.changes++;
-    this.unused.set(registration.key, {
-      name: registration.name,
-      port: registration.port,
-      fd: registration.fd,
-      creation: registration.creation,
-    });
+    this.unused.set(registration.key, { port: registration.port, fd: registration.fd, creation: registration.creation });
     return true;
   }
 
@@ -176,7 +176,7 @@ export class Registry<Owner> {
   dropProvisional(entry: ProvisionalEntry): boolean {
     if (this.provisional.get(entry.key) !== entry) return false;
     this.provisional.delete(entry.key);
-    this.unused.set(entry.key, { name: entry.name, port: entry.port, fd: -1, creation: entry.creation });
+    this.unused.set(entry.key, { port: entry.port, fd: -1, creation: entry.creation });
     this.changes++;
     return true;
   }
@@ -197,7 +197,7 @@ export class Registry<Owner> {
 
   /** Old/unused names, oldest first. */
   unusedOldestFirst(): UnusedName[] {
-    return Array.from(this.unused.values());
+    return Array.from(this.unused, ([key, slot]) => ({ name: Buffer.from(key, 'latin1'), ...slot }));
   }
 
   /** The highest creation counter the unused list has forgotten (persisted with the snapshot). */
@@ -215,7 +215,7 @@ export class Registry<Owner> {
     for (const u of unused) {
       const key = nameKey(u.name);
       if (this.active.has(key) || this.provisional.has(key)) continue;
-      this.unused.set(key, { name: u.name, port: u.port, fd: -1, creation: u.creation });
+      this.unused.set(key, { port: u.port, fd: -1, creation: u.creation });
     }
   }
 
@@ -225,7 +225,7 @@ export class Registry<Owner> {
    */
   private trimUnused(): void {
     if (this.unused.size <= this.unusedCap) return;
-    const [oldestKey, oldest] = this.unused.entries().next().value as [string, UnusedName];
+    const [oldestKey, oldest] = this.unused.entries().next().value as [string, UnusedSlot];
     this.unused.delete(oldestKey);
     this.forgottenCeiling = Math.max(this.forgottenCeiling, oldest.creation);
   }

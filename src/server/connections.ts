@@ -164,11 +164,18 @@ export class ConnectionTable {
     this.arm(conn);
   }
 
-  /** The request is complete: no idle deadline any more, and evictable only after reading ones. */
+  /**
+   * The request is complete: no idle deadline any more. Most replies are written and the
+   * connection closed before this returns to the event loop; one that is not is deferReply's.
+   */
   startReply(conn: Connection): void {
     conn.phase = 'replying';
     this.waiting.delete(conn);
     this.timed.delete(conn);
+  }
+
+  /** The reply was not finished at once (a delay, a queued large reply): evictable after reading connections. */
+  deferReply(conn: Connection): void {
     this.replying.add(conn);
   }
 
@@ -178,6 +185,7 @@ export class ConnectionTable {
    */
   writePending(conn: Connection, reply: Buffer): void {
     conn.pending = reply;
+    this.replying.add(conn);
     const count = this.pins.get(reply) ?? 0;
     this.pins.set(reply, count + 1);
     if (count === 0) this.pinnedBytes += reply.length;
@@ -188,11 +196,10 @@ export class ConnectionTable {
     }
   }
 
+  /** An ALIVE2 has been answered (startReply came first): no deadline from now on, never evicted. */
   becomeRegistered(conn: Connection): void {
     conn.phase = 'registered';
-    this.waiting.delete(conn);
     this.replying.delete(conn);
-    this.timed.delete(conn);
   }
 
   remove(conn: Connection): void {

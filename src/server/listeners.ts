@@ -110,7 +110,8 @@ export function serveFd(fd: number): Promise<net.Server> {
 
 function serve(listen: (server: net.Server) => void): Promise<net.Server> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer();
+    // Half-open sockets: the server closes a connection itself when its peer does (see EpmdServer).
+    const server = net.createServer({ allowHalfOpen: true });
     server.once('error', reject);
     server.once('listening', () => {
       server.removeListener('error', reject);

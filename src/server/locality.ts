@@ -1,9 +1,11 @@
 import net from 'node:net';
 
-/** 127.0.0.0/8, also when a dual-stack socket shows it as ::ffff:127.x.y.z (spec Q12 fix). */
+/**
+ * 127.0.0.0/8, also when a dual-stack socket shows it as ::ffff:127.x.y.z (spec Q12 fix). The
+ * address is one the kernel reported, so its form is not in doubt: no IPv6 text starts with "127.".
+ */
 function isIpv4Loopback(address: string): boolean {
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return net.isIPv4(v4) && v4.startsWith('127.');
+  return address.startsWith('127.') || address.startsWith('::ffff:127.');
 }
 
 /**

@@ -89,6 +89,7 @@ export class EpmdServer {
   private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
   private readonly onData: (this: net.Socket, chunk: Buffer) => void;
   private readonly onClose: (this: net.Socket) => void;
+  private readonly onEnd: (this: net.Socket) => void;
   private readonly onError: (this: net.Socket, err: Error) => void;
 
   constructor(
@@ -107,6 +108,10 @@ export class EpmdServer {
     this.onClose = function () {
       const conn = server.table.of(this);
       if (conn) server.closed(conn);
+    };
+    this.onEnd = function () {
+      const conn = server.table.of(this);
+      if (conn) server.peerEnded(conn);
     };
     this.onError = function (err) {
       if (server.log.levelVal <= TRACE) server.log.trace({ conn: server.table.of(this)?.id, err: err.message }, 'socket error');
@@ -218,8 +223,19 @@ export class EpmdServer {
     if (this.log.levelVal <= TRACE) this.log.trace({ peer: conn.peer, conn: conn.id }, 'connection opened');
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
+    socket.on('end', this.onEnd);
     socket.on('data', this.onData);
     return conn;
+  }
+
+  /**
+   * The peer closed its side. Sockets are half-open (no automatic shutdown in reply): a reply
+   * being written is finished first and closes the connection itself; any other connection is
+   * over, and closing it at once spares the shutdown a half-close would send first, which is
+   * what OTP does too.
+   */
+  private peerEnded(conn: Connection): void {
+    if (conn.phase !== 'replying') conn.socket.destroy();
   }
 
   private timedOut(conn: Connection, reason: DropReason): void {
@@ -277,6 +293,7 @@ export class EpmdServer {
     } else {
       this.dispatch(conn, payload, surplus);
     }
+    if (conn.phase === 'replying') this.table.deferReply(conn);
   }
 
   /**
@@ -477,6 +494,7 @@ export class EpmdServer {
     const socket = conn.socket;
     socket.write(bytes);
     if (socket.writableLength === 0) {
+      this.table.remove(conn);
       socket.destroy();
       written?.();
       return;

@@ -130,12 +130,22 @@ describe('ALIVE2_REQ: field decoding (spec §5.1 layout)', () => {
     expect(req.extra.equals(hex('41 42'))).toBe(true);
   });
 
-  it("the name and extra live in memory of their own, not in a slice of Node's 8 kB buffer pool", () => {
+  it("the name and extra are copied out of a slice of Node's 8 kB buffer pool", () => {
     // A registration keeps both for as long as the node lives: a pool slice would keep its slab.
     const req = expectAccepted(decodeRequest(alive2({ name: 'alpha', extra: hex('41 42') })));
     expect(req.name.buffer.byteLength).toBe(5);
     expect(req.extra.buffer.byteLength).toBe(2);
     expect(req.name.byteOffset).toBe(0);
+  });
+
+  it('a request read into memory of its own (how the server reads one) is kept as views, not copied', () => {
+    const pooled = alive2({ name: 'alpha', extra: hex('41 42') });
+    const own = Buffer.alloc(pooled.length);
+    pooled.copy(own);
+    const req = expectAccepted(decodeRequest(own));
+    expect(req.name.buffer).toBe(own.buffer);
+    expect(req.extra.buffer).toBe(own.buffer);
+    expect(req.name.toString('latin1')).toBe('alpha');
   });
 });
 
