@@ -133,6 +133,23 @@ describe('G-D artificial delays', () => {
   );
 
   it.concurrent(
+    '-delay_write 1: a client that closes its sending side right after the request still gets the reply',
+    () =>
+      withResources(async (res) => {
+        const d = await res.daemon(['-delay_write', '1']);
+        await res.register(d.port, { port: 1234, name: 'half' });
+        const c = await res.conn(d.port);
+        c.write(portPleaseReq('half'));
+        // A half-close: the server reads end-of-file while it waits to write.
+        c.socket.end();
+        await c.waitEnd(6000);
+        expect(c.data).toEqual(port2Ok({ port: 1234, name: 'half' }));
+        expect(c.serverEnd).toBe('FIN');
+      }),
+    20_000,
+  );
+
+  it.concurrent(
     '-delay_accept 2: a NAMES request takes >= 2 s and is then served',
     () =>
       withResources(async (res) => {
