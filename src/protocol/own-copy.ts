@@ -2,7 +2,7 @@
  * Bytes at most this large (an ALIVE2 frame never is larger) hold little but the request they
  * came in: keeping a view of them keeps nothing else alive.
  */
-export const SMALL_BACKING = 1024;
+const SMALL_BACKING = 1024;
 
 /**
  * `bytes` fit to be kept for as long as a node lives: the view itself when the memory behind it
