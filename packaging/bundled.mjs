@@ -1,5 +1,5 @@
-// Lists the npm packages that esbuild bundled into dist/epmd-ng.mjs (from the bundle's own
-// "// node_modules/<package>/..." path comments) with their versions, licences and copyright
+// Lists the npm packages that esbuild bundled into dist/epmd-ng.mjs and its chunks in dist/lib
+// (from the bundle's own "// node_modules/<package>/..." path comments) with their versions, licences and copyright
 // lines, in the forms the packages need. Used by scripts/package.sh.
 //
 //   node packaging/bundled.mjs deb-copyright   DEP-5 paragraphs for debian/copyright (appended to
@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = path.join(root, 'dist/epmd-ng.mjs');
+const chunks = path.join(root, 'dist/lib');
 
 function fail(msg) {
   console.error(`bundled.mjs: ${msg}`);
@@ -24,8 +25,11 @@ function fail(msg) {
 
 function bundledPackages() {
   if (!existsSync(bundle)) fail(`${bundle} is missing; run npm run build first`);
+  const files = [bundle, ...(existsSync(chunks) ? readdirSync(chunks).map((f) => path.join(chunks, f)) : [])];
   const names = new Set();
-  for (const m of readFileSync(bundle, 'utf8').matchAll(/^\/\/ node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\//gm)) names.add(m[1]);
+  for (const file of files) {
+    for (const m of readFileSync(file, 'utf8').matchAll(/^\/\/ node_modules\/((?:@[^/\s]+\/)?[^/\s]+)\//gm)) names.add(m[1]);
+  }
   return [...names].sort().map((name) => {
     const dir = path.join(root, 'node_modules', name);
     if (!existsSync(path.join(dir, 'package.json'))) fail(`bundled package ${name} is not in node_modules (run npm ci)`);
@@ -148,7 +152,7 @@ switch (mode) {
     break;
   case 'licence-texts':
     process.stdout.write(
-      `Licences of the npm packages bundled into /usr/lib/epmd-ng/epmd-ng.mjs.\n\n` +
+      `Licences of the npm packages bundled into /usr/lib/epmd-ng/epmd-ng.mjs and /usr/lib/epmd-ng/lib.\n\n` +
         pkgs.map((p) => `${'='.repeat(72)}\n${p.name} ${p.version} (${p.spdx}), from its ${p.licenceFile}\n${'='.repeat(72)}\n\n${p.text}\n`).join('\n'),
     );
     break;

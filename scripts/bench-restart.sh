@@ -13,7 +13,7 @@ bash scripts/sdh/boot.sh >/dev/null
 trap 'bash scripts/sdh/stop.sh >/dev/null 2>&1' EXIT
 share=${SDH_HOME:-/var/cache/epmd-ng-sdh}/share/$SDH_NAME
 mkdir -p "$share/dist" "$share/build" "$share/scripts" "$share/test/fixtures"
-cp dist/epmd-ng.mjs "$share/dist/"; cp build/sd_native.node "$share/build/"; cp scripts/install.sh "$share/scripts/"
+cp -r dist/epmd-ng.mjs dist/lib "$share/dist/"; cp build/sd_native.node "$share/build/"; cp scripts/install.sh "$share/scripts/"
 cp test/fixtures/holder.mjs test/fixtures/once-only-node.mjs "$share/test/fixtures/"; cp -r systemd "$share/"
 inside() { bash scripts/sdh/exec.sh bash -c "$1"; }
 inside 'SRC=/host bash /host/scripts/install.sh && systemctl daemon-reload && systemctl enable epmd-ng.service >/dev/null 2>&1 && systemctl start epmd-ng.socket'

@@ -197,6 +197,7 @@ function startupOnNode18() {
   try {
     const share = path.join(process.env.SDH_HOME || '/var/cache/epmd-ng-sdh', 'share', env.SDH_NAME);
     fs.copyFileSync(bundle, path.join(share, 'epmd-ng.mjs'));
+    fs.cpSync(path.join(root, 'dist/lib'), path.join(share, 'lib'), { recursive: true });
     fs.copyFileSync(loadgen, path.join(share, 'loadgen'));
     fs.copyFileSync(path.join(root, 'build/sd_native.node'), path.join(share, 'sd_native.node'));
     fs.copyFileSync(floorScript, path.join(share, 'floor.mjs'));

@@ -43,8 +43,8 @@ tools=(dpkg-dev fakeroot binutils)
 ((lint && build_rpm)) && tools+=(rpmlint)
 bash scripts/ensure-packages.sh "${tools[@]}"
 
-for f in dist/epmd-ng.mjs build/sd_native.node; do
-  [[ -f $f ]] || die "$f is missing; run npm run build first"
+for f in dist/epmd-ng.mjs dist/lib build/sd_native.node; do
+  [[ -e $f ]] || die "$f is missing; run npm run build first"
 done
 [[ -d node_modules ]] || die "node_modules is missing (the bundled packages' licences are read from it); run npm ci"
 

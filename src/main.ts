@@ -1,3 +1,6 @@
+#!/usr/bin/env node
+// V8's default heap flags: a smaller young generation (--max-semi-space-size=4) lowers the RSS peak
+// under a flood of lookups by about 16 MB but costs 3-4 µs of CPU per lookup (README, Performance).
 import type { Command } from 'commander';
 import { runClientCommand, runJsonQuery, type ClientOutcome } from './cli/client.js';
 import { runStatus, type StatusOutput } from './cli/status.js';
@@ -6,6 +9,8 @@ import { resolveDaemonConfig, resolvePort } from './config.js';
 import { daemonize, runDaemon } from './daemon.js';
 import { createLogger, levelForDebug, type Level } from './log/logger.js';
 import { VERSION } from './version.js';
+import { takeOver } from './cli/take-over.js';
+import * as socketSteps from './systemd/socket-steps.js';
 
 /** One readable line on stderr and exit 1: how every bad flag or setting is reported. */
 function fail(message: string, usage = false): never {
@@ -142,7 +147,6 @@ async function modernCli(): Promise<Command> {
     .action(async (opts: { port?: number; stateDir: string }) => {
       const port = resolvePort(opts.port, process.env);
       if (!port.ok) fail(port.message);
-      const { takeOver } = await import('./cli/take-over.js');
       finish(await takeOver(port.value.port, opts.stateDir));
     });
   program
@@ -155,8 +159,7 @@ async function modernCli(): Promise<Command> {
 
 /** Runs one of the socket steps of small oneshot units and exits with its status. */
 async function socketStep(step: 'filterActivatedSockets' | 'shareActivatedSockets'): Promise<never> {
-  const steps = await import('./systemd/socket-steps.js');
-  const report = steps[step]();
+  const report = socketSteps[step]();
   process.stderr.write(report.lines.map((l) => `epmd-ng: ${l}\n`).join(''));
   process.exit(report.code);
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +8,14 @@ import { freePort } from './ports.js';
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The built daemon; `npm test` builds it before running the suites. */
 export const bundle = path.join(repoRoot, 'dist/epmd-ng.mjs');
+
+/** Copies the built daemon (the bundle and its chunks) into `dir`; returns the copy's path. */
+export function copyBundle(dir: string): string {
+  const copy = path.join(dir, path.basename(bundle));
+  fs.copyFileSync(bundle, copy);
+  fs.cpSync(path.join(path.dirname(bundle), 'lib'), path.join(dir, 'lib'), { recursive: true });
+  return copy;
+}
 
 /**
  * Which implementation the end-to-end suites talk to: epmd-ng (default) or, with EPMD_IMPL=otp,

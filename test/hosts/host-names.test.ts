@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, cleanEnv } from '../helpers/daemon.js';
+import { bundle, cleanEnv, copyBundle } from '../helpers/daemon.js';
 import { createLab, debianHosts, HOST_V4, HOST_V6, type HostLab, type ProbeResult } from '../helpers/netlab.js';
 import { alive2Payload, frame } from '../helpers/wire.js';
 import { randomCookie, startNode, stopAllNodes, type ErlNode, type NodeOptions } from '../interop/erl.js';
@@ -228,8 +228,7 @@ describe.each(IMPLS)('$id on a host with real host names', ({ id, command }) => 
     // A copy of the bundle away from the repository finds no addon (none is installed on this host).
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmdng-noaddon-'));
     try {
-      fs.copyFileSync(bundle, path.join(dir, 'epmd-ng.mjs'));
-      const started = await startEpmd([], [...lab.onHost, process.execPath, path.join(dir, 'epmd-ng.mjs')], false);
+      const started = await startEpmd([], [...lab.onHost, process.execPath, copyBundle(dir)], false);
       expect(started.output()).toContain('no socket filter (the native addon is missing): other hosts complete a TCP handshake and are then closed');
       const a = await node('a');
       for (const address of [HOST_V4, HOST_V6]) {

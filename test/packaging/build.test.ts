@@ -10,6 +10,8 @@ import { isRoot, requireRoot } from '../systemd/sdh.js';
 import { buildPackages, repoRoot, type Packages } from './packages.js';
 
 const run = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+/** The chunk files `npm run build` wrote beside the bundle (dist/lib). */
+const builtChunks = (): string[] => fs.readdirSync(path.join(repoRoot, 'dist/lib'));
 
 describe('npm run package', () => {
   if (!isRoot()) {
@@ -73,6 +75,10 @@ describe('npm run package', () => {
       ] as const) {
         expect(entries.get(p)?.mode, p).toBe(mode);
       }
+      // The chunks loaded on demand, beside the bundle: every one that was built.
+      const chunks = builtChunks();
+      expect(chunks.length).toBeGreaterThan(0);
+      for (const c of chunks) expect(entries.get(`/usr/lib/epmd-ng/lib/${c}`)?.mode, c).toBe('-rw-r--r--');
       expect(entries.get('/usr/bin/epmd-ng')?.line).toMatch(/^l.* -> \.\.\/lib\/epmd-ng\/epmd-ng\.mjs$/);
       for (const e of entries.values()) expect(e.owner).toBe('root/root');
       // The distribution's node runs the daemon, not the first node on PATH.
@@ -164,6 +170,7 @@ describe('npm run package', () => {
       ]) {
         expect(files, f).toContain(f);
       }
+      for (const c of builtChunks()) expect(files).toContain(`/usr/lib/epmd-ng/lib/${c}`);
       expect(files.some((f) => f.startsWith('/usr/lib/.build-id'))).toBe(false);
       expect(run('rpm', ['-qp', '--configfiles', pkgs.rpm]).trim()).toBe('/etc/sysconfig/epmd-ng');
       // %config(noreplace): flag bit 4 (RPMFILE_NOREPLACE) on the settings file.

@@ -36,7 +36,7 @@ function inputFiles(): string[] {
     'LICENSE',
     'package.json',
   ];
-  for (const dir of ['packaging', 'systemd']) {
+  for (const dir of ['dist/lib', 'packaging', 'systemd']) {
     const walk = (d: string): void => {
       for (const e of fs.readdirSync(path.join(repoRoot, d), { withFileTypes: true })) {
         const rel = path.join(d, e.name);

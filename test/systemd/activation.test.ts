@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bundle, cleanEnv } from '../helpers/daemon.js';
+import { bundle, cleanEnv, copyBundle } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { ensureNativeBuilt, startNotifyReceiver, type NotifyReceiver } from '../helpers/sd-native.js';
 import { exchange, frame, register } from '../helpers/wire.js';
@@ -152,8 +152,7 @@ describe('socket activation (systemd-socket-activate)', () => {
 
   it('under systemd, a missing addon is a clear start-up error', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-noaddon-'));
-    const lonely = path.join(dir, 'epmd-ng.mjs');
-    fs.copyFileSync(bundle, lonely);
+    const lonely = copyBundle(dir);
     const a = await activate(['-systemd'], {}, lonely);
     await exchange(a.port, frame(Buffer.from('n')));
     expect(await a.exited).toBe(1);

@@ -12,6 +12,7 @@ export async function installEpmdNg(container: string, extraFiles: string[] = []
     fs.mkdirSync(path.join(share, path.dirname(f)), { recursive: true });
     fs.copyFileSync(path.join(repoRoot, f), path.join(share, f));
   }
+  fs.cpSync(path.join(repoRoot, 'dist/lib'), path.join(share, 'dist/lib'), { recursive: true });
   fs.cpSync(path.join(repoRoot, 'systemd'), path.join(share, 'systemd'), { recursive: true });
   const r = await execIn(container, [
     'bash',
