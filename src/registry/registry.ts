@@ -80,6 +80,12 @@ export class Registry<Owner> {
   private readonly active = new Map<string, Registration<Owner>>();
   /** Old names by key (the name's bytes): only numbers are kept, since a name may wait here long. */
   private readonly unused = new Map<string, UnusedSlot>();
+  /**
+   * Walks the unused list oldest first, across trims: a Map keeps the entries deleted from its
+   * front as holes until it is rebuilt, so finding the oldest anew on every trim would step over
+   * hundreds of them (a live iterator skips each once, and sees entries added later).
+   */
+  private oldestUnused = this.unused.entries();
   private readonly provisional = new Map<string, ProvisionalEntry>();
   private forgottenCeiling = 0;
   private changes = 0;
@@ -225,7 +231,10 @@ export class Registry<Owner> {
    */
   private trimUnused(): void {
     if (this.unused.size <= this.unusedCap) return;
-    const [oldestKey, oldest] = this.unused.entries().next().value as [string, UnusedSlot];
+    let next = this.oldestUnused.next();
+    // Only once exhausted does an iterator miss later entries; start a new one then.
+    if (next.done) next = (this.oldestUnused = this.unused.entries()).next();
+    const [oldestKey, oldest] = next.value as [string, UnusedSlot];
     this.unused.delete(oldestKey);
     this.forgottenCeiling = Math.max(this.forgottenCeiling, oldest.creation);
   }

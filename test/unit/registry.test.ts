@@ -349,6 +349,27 @@ describe('G-C: unused list capped lazily at 5 (debug mode), with the Q10 fix', (
   });
 });
 
+describe('the unused list against a model, through many trims and re-registrations', () => {
+  it('stays oldest first and capped lazily like a plain list, whatever the order of names', () => {
+    for (const cap of [UNUSED_CAP_DEBUG, 50]) {
+      const reg = new Registry<Owner>({ unusedCap: cap, now: () => 1795248426 });
+      const model: string[] = [];
+      const random = prng(cap);
+      let fresh = 0;
+      for (let op = 0; op < 20_000; op++) {
+        const reuse = model.length > 0 && random() < 0.3;
+        const name = reuse ? model[Math.floor(random() * model.length)]! : `node${fresh++}`;
+        if (reuse) model.splice(model.indexOf(name), 1);
+        else if (model.length > cap) model.shift();
+        cycle(reg, name);
+        model.push(name);
+        if (op % 97 === 0) expect(reg.unusedOldestFirst().map((u) => u.name.toString())).toEqual(model);
+      }
+      expect(reg.unusedOldestFirst().map((u) => u.name.toString())).toEqual(model);
+    }
+  });
+});
+
 describe('Q10 property: no name is ever handed a creation it held before', () => {
   function run(seed: number, unusedCap: number, clockMode: 'frozen' | 'slow' | 'jittery', steps: number): void {
     const rand = prng(seed);
