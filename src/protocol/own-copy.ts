@@ -16,7 +16,7 @@ export function keepable(bytes: Buffer): Buffer {
 }
 
 /** A copy of `bytes` in memory of its own. */
-export function ownCopy(bytes: Uint8Array): Buffer {
+function ownCopy(bytes: Uint8Array): Buffer {
   const copy = Buffer.allocUnsafeSlow(bytes.length);
   copy.set(bytes);
   return copy;

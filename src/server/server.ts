@@ -21,7 +21,7 @@ import {
   STOP_DONE,
   STOP_UNKNOWN,
 } from '../protocol/replies.js';
-import { ownCopy } from '../protocol/own-copy.js';
+import { keepable } from '../protocol/own-copy.js';
 import { creationFor, type ProvisionalEntry, type Registration, type Registry } from '../registry/registry.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
@@ -404,7 +404,7 @@ export class EpmdServer {
   private port2Reply(name: Buffer): Buffer {
     const registration = this.registry.lookup(name);
     if (!registration) return encodePort2Reply(this.registry.lookupProvisional(name));
-    return (registration.owner.port2Reply ??= ownCopy(encodePort2Reply(registration)));
+    return (registration.owner.port2Reply ??= keepable(encodePort2Reply(registration)));
   }
 
   /** The NAMES reply for the registry as it is, encoded once per registry change and shared. */
