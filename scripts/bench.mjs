@@ -182,11 +182,6 @@ function startup(server, extraEnv = {}) {
   return { listenMs: median(samples.map((s) => s.listen_us / 1000)), readyMs: median(samples.map((s) => (s.ready_us >= 0 ? s.ready_us / 1000 : NaN))) };
 }
 
-/** The node flags of the bundle's first line (`#!/usr/bin/env -S node FLAGS`; today it has none). */
-function nodeFlags() {
-  return fs.readFileSync(bundle, 'utf8').split('\n', 1)[0].split(' ').slice(3);
-}
-
 /** exec → READY=1 on Debian's Node 18, inside the nspawn root of the systemd tests. */
 function startupOnNode18() {
   if (process.env.BENCH_NODE18 === '0' || process.getuid?.() !== 0) return undefined;
@@ -205,7 +200,7 @@ function startupOnNode18() {
     const version = exec('/usr/bin/node', '--version');
     const samples = [];
     for (let i = 0; i < 7; i++) {
-      const line = exec('env', ...Object.entries(NG_LOG).map(([k, v]) => `${k}=${v}`), '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', ...nodeFlags(), '/host/epmd-ng.mjs', '-port', '4369');
+      const line = exec('env', ...Object.entries(NG_LOG).map(([k, v]) => `${k}=${v}`), '/host/loadgen', 'startup', 'port=4369', 'notify=1', '--', '/usr/bin/node', '/host/epmd-ng.mjs', '-port', '4369');
       samples.push(JSON.parse(line.split('\n').pop()));
     }
     const floorSamples = [];
