@@ -138,13 +138,16 @@ describe('G-D artificial delays', () => {
       withResources(async (res) => {
         const d = await res.daemon(['-delay_write', '1']);
         await res.register(d.port, { port: 1234, name: 'half' });
-        const c = await res.conn(d.port);
-        c.write(portPleaseReq('half'));
-        // A half-close: the server reads end-of-file while it waits to write.
-        c.socket.end();
-        await c.waitEnd(6000);
-        expect(c.data).toEqual(port2Ok({ port: 1234, name: 'half' }));
-        expect(c.serverEnd).toBe('FIN');
+        // The same over IPv6: how a socket ends does not depend on the address family.
+        for (const host of ['127.0.0.1', '::1']) {
+          const c = await res.conn(d.port, { host });
+          c.write(portPleaseReq('half'));
+          // A half-close: the server reads end-of-file while it waits to write.
+          c.socket.end();
+          await c.waitEnd(6000);
+          expect(c.data, host).toEqual(port2Ok({ port: 1234, name: 'half' }));
+          expect(c.serverEnd, host).toBe('FIN');
+        }
       }),
     20_000,
   );
