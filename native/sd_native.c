@@ -16,6 +16,9 @@
 // - setReusePort(fd): SO_REUSEPORT on an inherited listening socket, so that a new socket can bind
 //   beside it and take its port over without a moment in which nothing listens (the first
 //   installation over erlang-base's running epmd).
+// - peerIsLocal(fd) -> bool | null: the spec's locality rule (§7) decided on the raw addresses of a
+//   connected socket. Node can only tell them as text, and reading socket.remoteAddress costs a
+//   formatted string, an object, and a property that changes the shape of the Node socket.
 //
 // Only libc and raw Node-API: no libsystemd (an extra build dependency, and it pulls in compression
 // libraries), no node-addon-api (C++). NAPI_VERSION 8 keeps the binary loadable by Node 18 and every
@@ -670,6 +673,54 @@ static napi_value js_set_reuse_port(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// 127.0.0.0/8, ::1, or 127.0.0.0/8 as a dual-stack socket shows it (::ffff:127.x.y.z).
+static bool is_loopback(const struct sockaddr_storage *a) {
+  if (a->ss_family == AF_INET) return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+  if (a->ss_family != AF_INET6) return false;
+  const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+}
+
+// The same address (ports aside). A link-local address counts with its interface, as Node's text
+// of it does ("fe80::1%eth0").
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  if (a->ss_family != b->ss_family) return false;
+  if (a->ss_family == AF_INET)
+    return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+  if (a->ss_family != AF_INET6) return false;
+  const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
+  if (memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) != 0) return false;
+  return !IN6_IS_ADDR_LINKLOCAL(&x->sin6_addr) || x->sin6_scope_id == y->sin6_scope_id;
+}
+
+// peerIsLocal(fd: number): boolean | null
+// Whether the peer of a connected TCP socket is on this host by the spec's rule: a loopback address,
+// or the connection's own local address. null when the socket has no peer (closed, not connected).
+static napi_value js_peer_is_local(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  int fd = fd_arg(env, argc, argv, "peerIsLocal");
+  if (fd < 0) return NULL;
+  struct sockaddr_storage peer, own;
+  socklen_t peer_len = sizeof peer, own_len = sizeof own;
+  if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  bool local = is_loopback(&peer);
+  // The local address is read only for the rare peer that is not loopback.
+  if (!local) {
+    if (getsockname(fd, (struct sockaddr *)&own, &own_len) < 0) {
+      napi_get_null(env, &out);
+      return out;
+    }
+    local = same_address(&peer, &own);
+  }
+  napi_get_boolean(env, local, &out);
+  return out;
+}
+
 // No global state, so the module is safe to load in several contexts (worker threads, vitest).
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
@@ -684,6 +735,7 @@ NAPI_MODULE_INIT() {
       {"setThisHostOnly", NULL, js_set_this_host_only, NULL, NULL, NULL, napi_enumerable, NULL},
       {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setReusePort", NULL, js_set_reuse_port, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"peerIsLocal", NULL, js_peer_is_local, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -24,7 +24,7 @@ import type { NodeInfo } from './protocol/requests.js';
 import { ProvisionalKeeper } from './server/provisional.js';
 import { socketFd } from './server/socket-fd.js';
 import { takeActivationFds, type ActivatedFd } from './systemd/activation.js';
-import { tryLoadNative } from './systemd/native.js';
+import { lazyPeerIsLocal, tryLoadNative } from './systemd/native.js';
 import { FdStore, recoverStored } from './systemd/fd-store.js';
 import { isStoredListener, socketNameOf, sortListeners, storedListenerName, type SortedListeners } from './systemd/listener-store.js';
 import { ServiceManager } from './systemd/service.js';
@@ -299,6 +299,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       delayWriteSeconds: config.delayWrite,
       relaxedCommandCheck: config.relaxedCommandCheck,
       maxConnections: config.maxConnections,
+      peerCheck: lazyPeerIsLocal(),
     },
     registry,
     log,

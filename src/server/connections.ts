@@ -1,7 +1,6 @@
 import type net from 'node:net';
 import type { FrameReader } from '../protocol/frame-reader.js';
 import type { Registration } from '../registry/registry.js';
-import { isLocalPeer } from './locality.js';
 import { socketFd } from './socket-fd.js';
 
 /** Numbers for connections whose file descriptor is unknown (see Connection.id). */
@@ -34,8 +33,12 @@ export class Connection {
   pending?: Buffer;
   /** PORT2_RESP for the registration this connection holds, once a lookup has asked for it. */
   port2Reply?: Buffer;
+  /**
+   * Whether the peer is on this host (spec §7), once the server has had to ask: only local-only
+   * requests do, so lookups and NAMES never look at the peer's address.
+   */
+  localPeer?: boolean;
   private peerText?: string;
-  private localPeer?: boolean;
   private number?: number;
 
   constructor(
@@ -57,16 +60,6 @@ export class Connection {
     return this.number;
   }
 
-  /**
-   * Whether the peer is on this host (spec §7). Decided once, on first use: only local-only
-   * requests ask, so lookups and NAMES cost no getpeername() call, and a loopback peer (nearly
-   * every registration) no getsockname() either.
-   */
-  get local(): boolean {
-    this.localPeer ??= isLocalPeer(this.socket.remoteAddress, () => this.socket.localAddress);
-    return this.localPeer;
-  }
-
   /** "address:port" for log lines; remembered once asked, since a closed socket forgets it. */
   get peer(): string {
     if (this.peerText === undefined) {
@@ -75,11 +68,6 @@ export class Connection {
       this.peerText = formatPeer(address, this.socket.remotePort);
     }
     return this.peerText;
-  }
-
-  /** Fixes what is known about the peer now, while the socket is open (adopted connections). */
-  markLocal(local: boolean): void {
-    this.localPeer = local;
   }
 }
 

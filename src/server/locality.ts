@@ -1,4 +1,8 @@
 import net from 'node:net';
+import { socketFd } from './socket-fd.js';
+
+/** The locality rule decided from a connected socket's descriptor (the addon's); null when it cannot tell. */
+export type PeerCheck = (fd: number) => boolean | null;
 
 /**
  * 127.0.0.0/8, also when a dual-stack socket shows it as ::ffff:127.x.y.z (spec Q12 fix). The
@@ -19,6 +23,18 @@ export function isLocalPeer(peer: string | undefined, local: () => string | unde
   if (peer === '::1' || isIpv4Loopback(peer)) return true;
   const own = local();
   return own !== undefined && peer === own;
+}
+
+/**
+ * Whether the peer of an open socket is on this host (spec §7). `check` decides from the raw
+ * addresses when it is given and can; Node's address strings are the fallback. Those cost more
+ * than the system call: a formatted string, an object, and the property Node caches them in,
+ * which gives that socket a second hidden class and slows Node's own code on it.
+ */
+export function isLocalSocket(socket: net.Socket, check: PeerCheck | undefined): boolean {
+  const fd = check ? socketFd(socket) : -1;
+  const verdict = fd >= 0 ? check!(fd) : null;
+  return verdict ?? isLocalPeer(socket.remoteAddress, () => socket.localAddress);
 }
 
 /**

@@ -28,7 +28,7 @@ import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { ServerCounters, type Violation } from '../status/counters.js';
 import { Connection, ConnectionTable, formatPeer, type DropReason } from './connections.js';
-import { isLocalPeer, isOwnAddress } from './locality.js';
+import { isLocalPeer, isLocalSocket, isOwnAddress, type PeerCheck } from './locality.js';
 
 export interface ServerSettings {
   /** Port reported in NAMES and DUMP replies (spec §5.3). */
@@ -40,6 +40,8 @@ export interface ServerSettings {
   relaxedCommandCheck: boolean;
   /** Most simultaneous connections, registrations included. */
   maxConnections: number;
+  /** Decides locality from raw addresses (the addon); without it, or when it cannot, Node's address strings do. */
+  peerCheck?: PeerCheck;
 }
 
 export type UnregisterReason = 'closed' | 'data' | 'stopped' | 'reply-failed';
@@ -202,7 +204,7 @@ export class EpmdServer {
    */
   adopt(socket: net.Socket, node: NodeInfo, creation: number, storeName: string): Registration<Connection> | undefined {
     const conn = this.track(socket, 'registered');
-    conn.markLocal(true);
+    conn.localPeer = true;
     conn.storeName = storeName;
     this.table.addRegistered(conn);
     const registration = this.registry.adopt(node, creation, conn, conn.id);
@@ -314,7 +316,7 @@ export class EpmdServer {
       this.violation('malformed', { peer: conn.peer, code: payload[0] }, 'unknown request code');
       return this.drop(conn);
     }
-    if (isLocalOnly(type) && !conn.local) {
+    if (isLocalOnly(type) && !(conn.localPeer ??= isLocalSocket(conn.socket, this.settings.peerCheck))) {
       this.violation('non-local', { peer: conn.peer, request: type }, 'request refused from a non-local address');
       return this.drop(conn);
     }

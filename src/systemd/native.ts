@@ -56,6 +56,11 @@ export interface SdNative {
   sendDatagram(address: string, payload: Buffer, largeAsMemfd: boolean): boolean;
   /** SO_REUSEPORT on a bound socket: another socket of the same owner may then bind its port too. */
   setReusePort(fd: number): void;
+  /**
+   * The spec's locality rule (§7) on a connected socket's raw addresses: the peer is loopback or the
+   * connection's own local address. null when the socket has no peer any more.
+   */
+  peerIsLocal(fd: number): boolean | null;
 }
 
 export interface ListenTcpOptions {
@@ -120,6 +125,22 @@ export function tryLoadNative(): SdNative | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * The addon's peerIsLocal, loaded at its first call (the first local-only request). It answers
+ * null, leaving the decision to Node's address strings, when the addon is missing or is an older
+ * build without it.
+ */
+export function lazyPeerIsLocal(): (fd: number) => boolean | null {
+  let addon: SdNative | null | undefined;
+  return (fd) => {
+    if (addon === undefined) {
+      const found = tryLoadNative();
+      addon = typeof found?.peerIsLocal === 'function' ? found : null;
+    }
+    return addon ? addon.peerIsLocal(fd) : null;
+  };
 }
 
 function tryLoad(): { addon: SdNative } | { error: Error } {

@@ -1,10 +1,14 @@
 // G-G: which requests a non-local peer may make (spec §7). The peers need addresses other than
 // loopback, so the daemon and the probes run in a private network namespace made for this test
-// (unshare -n, root only) with documentation-range addresses on its own lo.
+// (unshare -n, root only) with documentation-range addresses on its own lo. epmd-ng runs twice:
+// with its addon, which decides locality from the raw addresses, and without it (a copy of the
+// bundle away from the repository), where Node's address strings decide.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { daemonCommand, impl, repoRoot } from '../helpers/daemon.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { copyBundle, daemonCommand, impl, repoRoot } from '../helpers/daemon.js';
 
 interface Probe {
   kind: string;
@@ -14,7 +18,18 @@ interface Probe {
   end: string;
 }
 
-describe('G-G locality with non-loopback addresses (private network namespace)', () => {
+const noAddonDir = impl === 'ng' ? fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-noaddon-')) : undefined;
+afterAll(() => {
+  if (noAddonDir) fs.rmSync(noAddonDir, { recursive: true, force: true });
+});
+const variants: [string, string[]][] = noAddonDir
+  ? [
+      ['with its addon', daemonCommand()],
+      ['without its addon', [process.execPath, copyBundle(noAddonDir)]],
+    ]
+  : [['', daemonCommand()]];
+
+for (const [variant, command] of variants) describe(`G-G locality with non-loopback addresses (private network namespace)${variant ? `, ${variant}` : ''}`, () => {
   if (process.getuid?.() !== 0) {
     it('runs as root', () => {
       throw new Error('test/conformance/nonlocal.test.ts needs root for unshare -n; run the test command as root');
@@ -22,7 +37,7 @@ describe('G-G locality with non-loopback addresses (private network namespace)',
     return;
   }
 
-  const [cmd, ...args] = daemonCommand();
+  const [cmd, ...args] = command;
   const out = execFileSync('unshare', ['-n', process.execPath, path.join(repoRoot, 'test/fixtures/locality-probe.mjs'), cmd!, JSON.stringify(args)], {
     encoding: 'utf8',
     timeout: 60_000,

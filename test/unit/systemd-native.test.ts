@@ -1,6 +1,7 @@
 // The addon's helpers other than notify(), the memfd state file, and the loader.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,8 @@ import { freePort } from '../helpers/ports.js';
 import { ensureNativeBuilt } from '../helpers/sd-native.js';
 import { createMemfd, readMemfd, writeMemfd } from '../../src/systemd/memfd.js';
 import { addonCandidates, loadNative, resetNativeForTests, SYSTEM_ADDON_PATH } from '../../src/systemd/native.js';
+import { isLocalPeer } from '../../src/server/locality.js';
+import { socketFd } from '../../src/server/socket-fd.js';
 
 const O_CLOEXEC = 0o2000000;
 
@@ -115,6 +118,65 @@ describe('setReusePort', () => {
       expect(() => loadNative().setReusePort(fd)).toThrow(/ENOTSOCK.*SO_REUSEPORT/);
     } finally {
       fs.closeSync(fd);
+    }
+  });
+});
+
+describe('peerIsLocal', () => {
+  interface Verdict {
+    listener: string;
+    from: string;
+    to: string;
+    native: boolean | null;
+    remote: string;
+    local: string;
+  }
+  // What spec §7 says of each connection test/fixtures/peer-check.mjs makes.
+  const expected: Record<string, boolean> = {
+    'v4 127.0.0.1 -> 127.0.0.1': true,
+    'v4 127.0.0.5 -> 127.0.0.1': true,
+    'v4 127.0.0.2 -> 192.0.2.1': true,
+    'v4 192.0.2.1 -> 192.0.2.1': true,
+    'v4 192.0.2.2 -> 192.0.2.1': false,
+    'v4 192.0.2.2 -> 127.0.0.1': false,
+    'dual-stack 127.0.0.1 -> 127.0.0.1': true,
+    'dual-stack 127.0.0.2 -> 127.0.0.1': true,
+    'dual-stack 192.0.2.1 -> 192.0.2.1': true,
+    'dual-stack 192.0.2.2 -> 192.0.2.1': false,
+    'dual-stack ::1 -> ::1': true,
+    'dual-stack 2001:db8::1 -> 2001:db8::1': true,
+    'dual-stack 2001:db8::2 -> 2001:db8::1': false,
+    'dual-stack 2001:db8::2 -> ::1': false,
+  };
+
+  it('decides as the rule on Node\'s address strings does: loopback, own and other addresses, IPv4, IPv6, dual-stack (private network namespace)', () => {
+    if (process.getuid?.() !== 0) throw new Error('this test needs root for unshare -n; run the test command as root');
+    const out = execFileSync('unshare', ['-n', process.execPath, path.join(repoRoot, 'test/fixtures/peer-check.mjs'), path.join(repoRoot, 'build/sd_native.node')], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const verdicts = out.trim().split('\n').map((l) => JSON.parse(l) as Verdict);
+    expect(verdicts.map((v) => `${v.listener} ${v.from} -> ${v.to}`)).toEqual(Object.keys(expected));
+    for (const v of verdicts) {
+      const name = `${v.listener} ${v.from} -> ${v.to} (${v.remote} -> ${v.local})`;
+      expect(v.native, name).toBe(expected[`${v.listener} ${v.from} -> ${v.to}`]);
+      expect(v.native, name).toBe(isLocalPeer(v.remote, () => v.local));
+    }
+  });
+
+  it('is null for a descriptor without a peer: not a socket, or a listening socket', async () => {
+    const fd = fs.openSync(os.devNull, 'r');
+    try {
+      expect(loadNative().peerIsLocal(fd)).toBeNull();
+    } finally {
+      fs.closeSync(fd);
+    }
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      expect(loadNative().peerIsLocal(socketFd(server))).toBeNull();
+    } finally {
+      server.close();
     }
   });
 });
