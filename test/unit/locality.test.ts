@@ -1,6 +1,9 @@
-// isLocalPeer: who may register, dump, kill and stop (spec §7, Q12, G-G, G-F G2).
+// isLocalPeer: who may register, dump, kill and stop (spec §7, Q12, G-G, G-F G2); isLocalSocket:
+// which of the addon's verdict and Node's address strings decides.
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { isLocalPeer } from '../../src/server/locality.js';
+import { isLocalPeer, isLocalSocket } from '../../src/server/locality.js';
+import { socketFd } from '../../src/server/socket-fd.js';
 
 describe('IPv4 loopback: any 127.x.y.z is local (spec §7 rule 1)', () => {
   it('127.0.0.1 -> 127.0.0.1', () => expect(isLocalPeer('127.0.0.1', () => '127.0.0.1')).toBe(true));
@@ -76,5 +79,49 @@ describe('the local address is read only when the rule needs it', () => {
     expect(isLocalPeer('192.0.2.1', local)).toBe(true);
     expect(isLocalPeer('192.0.2.2', local)).toBe(false);
     expect(asked).toBe(2);
+  });
+});
+
+describe('isLocalSocket: the addon decides when it can, Node\'s address strings otherwise', () => {
+  /** A real loopback connection; `use` gets the server's side of it. */
+  async function withLoopbackPeer(use: (socket: net.Socket) => void): Promise<void> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+    const socket = await accepted;
+    try {
+      use(socket);
+    } finally {
+      socket.destroy();
+      client.destroy();
+      server.close();
+    }
+  }
+
+  it('takes the check\'s verdict, given the socket\'s descriptor', async () => {
+    await withLoopbackPeer((socket) => {
+      const asked: number[] = [];
+      // A verdict the strings would never give for 127.0.0.1: it must come from the check.
+      expect(isLocalSocket(socket, (fd) => (asked.push(fd), false))).toBe(false);
+      expect(asked).toEqual([socketFd(socket)]);
+      expect(asked[0]).toBeGreaterThanOrEqual(0);
+    });
+  });
+
+  it('falls back to the address strings when the check cannot tell, or there is none', async () => {
+    await withLoopbackPeer((socket) => {
+      expect(isLocalSocket(socket, () => null)).toBe(true);
+      expect(isLocalSocket(socket, undefined)).toBe(true);
+    });
+  });
+
+  it('a closed socket has no descriptor and no address: not local', async () => {
+    let closed!: net.Socket;
+    await withLoopbackPeer((socket) => (closed = socket));
+    await new Promise((r) => setImmediate(r));
+    let asked = false;
+    expect(isLocalSocket(closed, () => ((asked = true), true))).toBe(false);
+    expect(asked).toBe(false);
   });
 });
