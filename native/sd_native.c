@@ -97,6 +97,14 @@ static int fd_arg(napi_env env, size_t argc, napi_value *argv, const char *fn) {
   return get_fd(env, argv[0], what);
 }
 
+// The fd of `fn(fd)`, a function of that one argument; -1 after throwing a TypeError.
+static int sole_fd_arg(napi_env env, napi_callback_info info, const char *fn) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return fd_arg(env, argc, argv, fn);
+}
+
 // The boolean second argument of `fn(fd, on)`, `fallback` when it is left out (-1: required);
 // -1 after throwing a TypeError.
 static int bool_arg(napi_env env, size_t argc, napi_value *argv, const char *fn, int fallback) {
@@ -372,10 +380,8 @@ static void set_int(napi_env env, napi_value obj, const char *name, int v) {
 
 // sockInfo(fd: number): {domain, type, protocol, acceptConn, reusePort} | null (null: fd is open but not a socket).
 static napi_value js_sock_info(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], obj, b;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = fd_arg(env, argc, argv, "sockInfo");
+  napi_value obj, b;
+  int fd = sole_fd_arg(env, info, "sockInfo");
   if (fd < 0) return NULL;
   int domain, type, protocol, accepting, reuse_port;
   if (getsockopt_int(fd, SO_DOMAIN, &domain) < 0) {
@@ -565,10 +571,8 @@ static bool get_bool_prop(napi_env env, napi_value obj, const char *name) {
 // filterState(fd: number): "none" | "this-host-only" | "other": which classic filter the socket
 // has (SO_GET_FILTER returns the program as it was attached).
 static napi_value js_filter_state(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = fd_arg(env, argc, argv, "filterState");
+  napi_value out;
+  int fd = sole_fd_arg(env, info, "filterState");
   if (fd < 0) return NULL;
   enum { OURS = sizeof this_host_only / sizeof this_host_only[0] };
   struct sock_filter installed[OURS];
@@ -663,10 +667,7 @@ fail: {
 // it holds for every process that has it open: a socket that sets SO_REUSEPORT too and has the
 // same owner can then bind the same port beside it.
 static napi_value js_set_reuse_port(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = fd_arg(env, argc, argv, "setReusePort");
+  int fd = sole_fd_arg(env, info, "setReusePort");
   if (fd < 0) return NULL;
   int one = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) throw_errno(env, errno, "setsockopt", "SO_REUSEPORT");
@@ -697,27 +698,19 @@ static bool same_address(const struct sockaddr_storage *a, const struct sockaddr
 // Whether the peer of a connected TCP socket is on this host by the spec's rule: a loopback address,
 // or the connection's own local address. null when the socket has no peer (closed, not connected).
 static napi_value js_peer_is_local(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  int fd = fd_arg(env, argc, argv, "peerIsLocal");
+  napi_value out;
+  int fd = sole_fd_arg(env, info, "peerIsLocal");
   if (fd < 0) return NULL;
   struct sockaddr_storage peer, own;
   socklen_t peer_len = sizeof peer, own_len = sizeof own;
-  if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0) {
-    napi_get_null(env, &out);
-    return out;
+  int local = -1;  // unknown: no peer, or no local address
+  if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0) {
+    // The local address is read only for the rare peer that is not loopback.
+    if (is_loopback(&peer)) local = 1;
+    else if (getsockname(fd, (struct sockaddr *)&own, &own_len) == 0) local = same_address(&peer, &own);
   }
-  bool local = is_loopback(&peer);
-  // The local address is read only for the rare peer that is not loopback.
-  if (!local) {
-    if (getsockname(fd, (struct sockaddr *)&own, &own_len) < 0) {
-      napi_get_null(env, &out);
-      return out;
-    }
-    local = same_address(&peer, &own);
-  }
-  napi_get_boolean(env, local, &out);
+  if (local < 0) napi_get_null(env, &out);
+  else napi_get_boolean(env, local == 1, &out);
   return out;
 }
 
