@@ -32,8 +32,8 @@ export function isLocalPeer(peer: string | undefined, local: () => string | unde
  * which gives that socket a second hidden class and slows Node's own code on it.
  */
 export function isLocalSocket(socket: net.Socket, check: PeerCheck | undefined): boolean {
-  const fd = check ? socketFd(socket) : -1;
-  const verdict = fd >= 0 ? check!(fd) : null;
+  const fd = socketFd(socket);
+  const verdict = check && fd >= 0 ? check(fd) : null;
   return verdict ?? isLocalPeer(socket.remoteAddress, () => socket.localAddress);
 }
 
