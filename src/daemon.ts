@@ -308,9 +308,9 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
         if (fdStore.enabled) registration.owner.storeName = fdStore.store(socketFd(registration.owner.socket), { ...registration });
         changed();
       },
-      unregistered: (registration) => {
-        if (registration.owner.storeName) fdStore.remove(registration.owner.storeName);
-        registration.owner.storeName = undefined;
+      unregistered: (_registration, conn) => {
+        if (conn.storeName) fdStore.remove(conn.storeName);
+        conn.storeName = undefined;
         changed();
       },
       provisionalDropped: changed,

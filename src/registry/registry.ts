@@ -18,7 +18,11 @@ export interface Registration<Owner> extends NodeInfo {
   creation: number;
   /** Connection number shown by DUMP. */
   fd: number;
-  /** Whoever holds the registration (the server's connection); opaque here. */
+  /**
+   * Whoever holds the registration (the server's connection); opaque here. Cleared when the
+   * registration ends: an ended registration can stay referenced for a while from a hash table
+   * V8 has replaced but not yet collected, and must not keep its connection alive with it.
+   */
   owner: Owner;
 }
 
@@ -143,10 +147,14 @@ export class Registry<Owner> {
     return { ok: true, registration, reusedSlot: previous !== undefined };
   }
 
-  /** Removes a registration if it is still the current one; the name joins the unused list. */
+  /**
+   * Removes a registration if it is still the current one; the name joins the unused list and
+   * the registration lets go of its owner (read it before, if needed).
+   */
   unregister(registration: Registration<Owner>): boolean {
     if (this.active.get(registration.key) !== registration) return false;
     this.active.delete(registration.key);
+    (registration as { owner?: Owner }).owner = undefined;
     this.changes++;
     this.unused.set(registration.key, { port: registration.port, fd: registration.fd, creation: registration.creation });
     return true;

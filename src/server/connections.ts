@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import type { FrameReader } from '../protocol/frame-reader.js';
 import type { Registration } from '../registry/registry.js';
+import { Link, LinkedList } from './linked-list.js';
 import { socketFd } from './socket-fd.js';
 
 /** Numbers for connections whose file descriptor is unknown (see Connection.id). */
@@ -38,6 +39,10 @@ export class Connection {
    * requests do, so lookups and NAMES never look at the peer's address.
    */
   localPeer?: boolean;
+  /** Its places in the ConnectionTable's lists: every open connection; its phase's; the deadlines'. */
+  readonly inTable = new Link<Connection>(this);
+  readonly inPhase = new Link<Connection>(this);
+  readonly inTimed = new Link<Connection>(this);
   private peerText?: string;
   private number?: number;
 
@@ -87,6 +92,11 @@ export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
  * Connection bookkeeping: the eviction order under the connection cap, idle and write deadlines
  * on one coarse timer (not one timer per socket), and the memory taken by replies that are still
  * being written. Every operation is O(1), or O(connections actually closed).
+ *
+ * Nothing here holds a connection in a hash table: the lists are linked through each
+ * connection's Links, and sockets find their connection in a WeakMap, whose discarded tables
+ * the collector does not count as holding their keys (see LinkedList for what a Map or Set
+ * costs here: with them, every lookup's socket used to outlive the next scavenge).
  */
 export class ConnectionTable {
   /**
@@ -94,13 +104,15 @@ export class ConnectionTable {
    * on the socket would give every net.Socket a second hidden class, which slows Node's own
    * socket code down measurably.)
    */
-  private readonly bySocket = new Map<net.Socket, Connection>();
+  private readonly bySocket = new WeakMap<net.Socket, Connection>();
+  /** Every open connection, oldest first. */
+  private readonly open = new LinkedList<Connection>();
   /** Reading connections, oldest accepted first: the first to be evicted. */
-  private readonly waiting = new Set<Connection>();
+  private readonly waiting = new LinkedList<Connection>();
   /** Replying connections, oldest first: evicted once no reading connection is left. */
-  private readonly replying = new Set<Connection>();
+  private readonly replying = new LinkedList<Connection>();
   /** Connections with a deadline, in deadline order (each deadline is now + the same timeout). */
-  private readonly timed = new Set<Connection>();
+  private readonly timed = new LinkedList<Connection>();
   private readonly pins = new Map<Buffer, number>();
   private pinnedBytes = 0;
   private timer?: NodeJS.Timeout;
@@ -112,7 +124,7 @@ export class ConnectionTable {
   ) {}
 
   get size(): number {
-    return this.bySocket.size;
+    return this.open.size;
   }
 
   /** The open connection on `socket`; undefined once it has been removed. */
@@ -120,8 +132,9 @@ export class ConnectionTable {
     return this.bySocket.get(socket);
   }
 
+  /** Every open connection; closing them is safe meanwhile (a socket's close comes later). */
   get all(): IterableIterator<Connection> {
-    return this.bySocket.values();
+    return this.open[Symbol.iterator]();
   }
 
   /** Connections still reading or answering a query (registrations not counted). */
@@ -136,19 +149,20 @@ export class ConnectionTable {
 
   /** A new connection waiting for its request. */
   addReading(conn: Connection): void {
-    this.bySocket.set(conn.socket, conn);
-    this.waiting.add(conn);
+    this.addRegistered(conn);
+    this.waiting.push(conn.inPhase);
     this.arm(conn);
   }
 
   /** A connection that is a registration from the start (taken over from the fd store). */
   addRegistered(conn: Connection): void {
     this.bySocket.set(conn.socket, conn);
+    this.open.push(conn.inTable);
   }
 
   /** Data arrived on a reading connection: its idle deadline starts again. */
   touch(conn: Connection): void {
-    this.timed.delete(conn);
+    this.timed.remove(conn.inTimed);
     this.arm(conn);
   }
 
@@ -158,13 +172,13 @@ export class ConnectionTable {
    */
   startReply(conn: Connection): void {
     conn.phase = 'replying';
-    this.waiting.delete(conn);
-    this.timed.delete(conn);
+    this.waiting.remove(conn.inPhase);
+    this.timed.remove(conn.inTimed);
   }
 
   /** The reply was not finished at once (a delay, a queued large reply): evictable after reading connections. */
   deferReply(conn: Connection): void {
-    this.replying.add(conn);
+    this.replying.push(conn.inPhase);
   }
 
   /**
@@ -173,7 +187,7 @@ export class ConnectionTable {
    */
   writePending(conn: Connection, reply: Buffer): void {
     conn.pending = reply;
-    this.replying.add(conn);
+    this.replying.push(conn.inPhase);
     const count = this.pins.get(reply) ?? 0;
     this.pins.set(reply, count + 1);
     if (count === 0) this.pinnedBytes += reply.length;
@@ -187,24 +201,16 @@ export class ConnectionTable {
   /** An ALIVE2 has been answered (startReply came first): no deadline from now on, never evicted. */
   becomeRegistered(conn: Connection): void {
     conn.phase = 'registered';
-    this.replying.delete(conn);
+    this.replying.remove(conn.inPhase);
   }
 
   remove(conn: Connection): void {
-    const phase = conn.phase;
     conn.phase = 'closed';
     this.bySocket.delete(conn.socket);
-    // Only the sets this phase can be in: a lookup is removed with two deletions, not four.
-    if (phase === 'reading') {
-      this.waiting.delete(conn);
-      this.timed.delete(conn);
-    } else if (phase === 'replying') {
-      this.replying.delete(conn);
-      if (conn.pending) {
-        this.timed.delete(conn);
-        this.unpin(conn);
-      }
-    }
+    this.open.remove(conn.inTable);
+    conn.inPhase.list?.remove(conn.inPhase);
+    this.timed.remove(conn.inTimed);
+    this.unpin(conn);
   }
 
   /**
@@ -212,7 +218,7 @@ export class ConnectionTable {
    * the oldest one still replying. Registrations are never evicted. Returns the evicted one.
    */
   evictOne(): Connection | undefined {
-    const victim = first(this.waiting) ?? first(this.replying);
+    const victim = this.waiting.first ?? this.replying.first;
     if (victim) {
       this.remove(victim);
       victim.socket.destroy();
@@ -228,7 +234,7 @@ export class ConnectionTable {
 
   private arm(conn: Connection): void {
     conn.deadline = Date.now() + this.timeoutMs;
-    this.timed.add(conn);
+    this.timed.push(conn.inTimed);
     if (!this.timer) {
       this.timer = setInterval(() => this.expire(), TICK_MS);
       this.timer.unref();
@@ -262,8 +268,4 @@ export class ConnectionTable {
       this.pinnedBytes -= reply.length;
     }
   }
-}
-
-function first<T>(set: Set<T>): T | undefined {
-  return set.values().next().value;
 }

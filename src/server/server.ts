@@ -50,7 +50,8 @@ export type UnregisterReason = 'closed' | 'data' | 'stopped' | 'reply-failed';
 export interface ServerHooks {
   /** A registration is in place and its reply has been written. */
   registered?(registration: Registration<Connection>): void;
-  unregistered?(registration: Registration<Connection>, reason: UnregisterReason): void;
+  /** A registration has ended; `conn` held it (the registration no longer names its owner). */
+  unregistered?(registration: Registration<Connection>, conn: Connection, reason: UnregisterReason): void;
   /** A provisional entry was removed by STOP_REQ. */
   provisionalDropped?(entry: ProvisionalEntry, reason: 'stopped'): void;
   /** A KILL_REQ was accepted; the reply has been sent. */
@@ -452,8 +453,9 @@ export class EpmdServer {
       this.hooks.provisionalDropped?.(provisional, 'stopped');
       return this.reply(conn, STOP_DONE);
     }
-    this.unregister(target.owner, 'stopped');
-    target.owner.socket.destroy();
+    const holder = target.owner;
+    this.unregister(holder, 'stopped');
+    holder.socket.destroy();
     return this.reply(conn, STOP_DONE);
   }
 
@@ -522,7 +524,7 @@ export class EpmdServer {
       { event: 'unregister', node: displayName(registration.name), port: registration.port, creation: registration.creation, reason, peer: conn.peer },
       'node unregistered',
     );
-    this.hooks.unregistered?.(registration, reason);
+    this.hooks.unregistered?.(registration, conn, reason);
   }
 
   private violation(kind: Violation, fields: Record<string, unknown>, message: string): void {

@@ -203,7 +203,10 @@ describe('duplicates and unregistration (spec §5.1 step 6, §3)', () => {
   it('unregister moves the name to the unused list and frees it', () => {
     const reg = new Registry<Owner>({ unusedCap: UNUSED_CAP, now: () => T });
     const r = register(reg, 'gamma', 5101, 6);
+    expect(r.owner).toBe('conn');
     expect(reg.unregister(r)).toBe(true);
+    // An ended registration keeps nothing of its holder (a discarded hash table may still point at it).
+    expect(r.owner).toBeUndefined();
     expect(reg.size).toBe(0);
     expect(reg.unusedOldestFirst()).toEqual([{ name: Buffer.from('gamma'), port: 5101, fd: 6, creation: T + 1 }]);
     expect(reg.register(info('gamma'), 'c', 7).ok).toBe(true);
