@@ -94,17 +94,10 @@ export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
  * being written. Every operation is O(1), or O(connections actually closed).
  *
  * Nothing here holds a connection in a hash table: the lists are linked through each
- * connection's Links, and sockets find their connection in a WeakMap, whose discarded tables
- * the collector does not count as holding their keys (see LinkedList for what a Map or Set
- * costs here: with them, every lookup's socket used to outlive the next scavenge).
+ * connection's Links (see LinkedList for what a Map or Set costs here: with them, every
+ * lookup's socket outlived the next scavenge).
  */
 export class ConnectionTable {
-  /**
-   * Every open connection, by its socket: socket events find their Connection here. (A property
-   * on the socket would give every net.Socket a second hidden class, which slows Node's own
-   * socket code down measurably.)
-   */
-  private readonly bySocket = new WeakMap<net.Socket, Connection>();
   /** Every open connection, oldest first. */
   private readonly open = new LinkedList<Connection>();
   /** Reading connections, oldest accepted first: the first to be evicted. */
@@ -125,11 +118,6 @@ export class ConnectionTable {
 
   get size(): number {
     return this.open.size;
-  }
-
-  /** The open connection on `socket`; undefined once it has been removed. */
-  of(socket: net.Socket): Connection | undefined {
-    return this.bySocket.get(socket);
   }
 
   /** Every open connection; closing them is safe meanwhile (a socket's close comes later). */
@@ -156,7 +144,6 @@ export class ConnectionTable {
 
   /** A connection that is a registration from the start (taken over from the fd store). */
   addRegistered(conn: Connection): void {
-    this.bySocket.set(conn.socket, conn);
     this.open.push(conn.inTable);
   }
 
@@ -206,7 +193,6 @@ export class ConnectionTable {
 
   remove(conn: Connection): void {
     conn.phase = 'closed';
-    this.bySocket.delete(conn.socket);
     this.open.remove(conn.inTable);
     conn.inPhase.list?.remove(conn.inPhase);
     this.timed.remove(conn.inTimed);

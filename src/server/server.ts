@@ -90,10 +90,6 @@ export class EpmdServer {
   private names?: SharedReply;
   private dumps?: SharedReply;
   private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
-  private readonly onData: (this: net.Socket, chunk: Buffer) => void;
-  private readonly onClose: (this: net.Socket) => void;
-  private readonly onEnd: (this: net.Socket) => void;
-  private readonly onError: (this: net.Socket, err: Error) => void;
 
   constructor(
     private readonly settings: ServerSettings,
@@ -102,23 +98,6 @@ export class EpmdServer {
     private readonly hooks: ServerHooks = {},
   ) {
     this.table = new ConnectionTable((settings.packetTimeout + 1) * 1000, (conn, reason) => this.timedOut(conn, reason));
-    // One set of listeners serves every connection: each finds its Connection by its socket.
-    const server = this;
-    this.onData = function (chunk) {
-      const conn = server.table.of(this);
-      if (conn) server.received(conn, chunk);
-    };
-    this.onClose = function () {
-      const conn = server.table.of(this);
-      if (conn) server.closed(conn);
-    };
-    this.onEnd = function () {
-      const conn = server.table.of(this);
-      if (conn) server.peerEnded(conn);
-    };
-    this.onError = function (err) {
-      if (server.log.levelVal <= TRACE) server.log.trace({ conn: server.table.of(this)?.id, err: err.message }, 'socket error');
-    };
   }
 
   get connectionCount(): number {
@@ -224,10 +203,15 @@ export class EpmdServer {
   private track(socket: net.Socket, phase: 'reading' | 'registered'): Connection {
     const conn = new Connection(socket, phase);
     if (this.log.levelVal <= TRACE) this.log.trace({ peer: conn.peer, conn: conn.id }, 'connection opened');
-    socket.on('error', this.onError);
-    socket.on('close', this.onClose);
-    socket.on('end', this.onEnd);
-    socket.on('data', this.onData);
+    // Listeners of its own, which know their connection: sockets carry nothing of ours (a
+    // property would give every net.Socket a second hidden class, which slows Node's own socket
+    // code down), and looking the connection up in a table costs more than these closures.
+    socket.on('error', (err) => {
+      if (this.log.levelVal <= TRACE) this.log.trace({ conn: conn.id, err: err.message }, 'socket error');
+    });
+    socket.on('close', () => this.closed(conn));
+    socket.on('end', () => this.peerEnded(conn));
+    socket.on('data', (chunk: Buffer) => this.received(conn, chunk));
     return conn;
   }
 
@@ -238,7 +222,7 @@ export class EpmdServer {
    * what OTP does too.
    */
   private peerEnded(conn: Connection): void {
-    if (conn.phase !== 'replying') conn.socket.destroy();
+    if (conn.phase === 'reading' || conn.phase === 'registered') conn.socket.destroy();
   }
 
   private timedOut(conn: Connection, reason: DropReason): void {
@@ -250,7 +234,9 @@ export class EpmdServer {
     this.violation('slow-reader', { peer: conn.peer, bytes: conn.pending?.length }, message);
   }
 
+  /** The socket has closed; a connection the server closed itself is out of the table already. */
   private closed(conn: Connection): void {
+    if (conn.phase === 'closed') return;
     if (conn.phase === 'reading' && conn.reader && conn.reader.received > 0) {
       this.violation('framing', { peer: conn.peer, received: conn.reader.received }, 'connection closed with a partial request');
     }
