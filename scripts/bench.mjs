@@ -4,10 +4,12 @@
 // median is reported. The load comes from scripts/bench/loadgen.c (built here with cc; one epoll
 // loop per client thread), so the client is not what is measured. Server CPU per operation comes
 // from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
-// figures to .cache/bench-<time>.json. Every run is bounded in time and count. One extra
-// measurement runs the same bundle with a smaller young generation (--max-semi-space-size=4), to
-// show what that limit would cost per lookup. Memory is read once V8 has settled (settledRss), also
-// for a registry filled between registrations that come and go (scripts/bench/interleaved-holder.mjs).
+// figures to .cache/bench-<time>.json. Every run is bounded in time and count. Two extra
+// measurements: the same bundle with a smaller young generation (--max-semi-space-size=4), to
+// show what that limit would cost per lookup, and epmd-ng and the floor with V8's scavenge trace,
+// for the bytes per operation that outlive a scavenge. Memory is read once V8 has settled
+// (settledRss), also for a registry filled between registrations that come and go
+// (scripts/bench/interleaved-holder.mjs).
 //
 // Environment: BENCH_ROUNDS, BENCH_SECONDS (per measurement, default 2), BENCH_NODE18=0 to skip
 // the start-up measurement on Debian's Node 18 in the nspawn root (done when run as root).
@@ -78,17 +80,21 @@ function rssBytes(pid) {
 }
 
 class Server {
-  constructor(name, command, env = {}, stderr = 'inherit') {
+  /** `stdout`: a file the server's standard output goes to (V8's GC trace), else discarded. */
+  constructor(name, command, env = {}, stderr = 'inherit', stdout = undefined) {
     this.name = name;
     this.command = command;
     this.env = env;
     this.stderr = stderr;
+    this.stdout = stdout;
   }
 
   async start() {
     this.port = await freePort();
     const [cmd, ...args] = this.command(this.port);
-    this.proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', this.stderr], env: { ...process.env, ...this.env } });
+    const out = this.stdout ? fs.openSync(this.stdout, 'w') : 'ignore';
+    this.proc = spawn(cmd, args, { stdio: ['ignore', out, this.stderr], env: { ...process.env, ...this.env } });
+    if (this.stdout) fs.closeSync(out);
     for (let i = 0; i < 400 && !(await canConnect(this.port)); i++) await sleep(10);
     await sleep(300);
     this.pid = this.proc.pid;
@@ -146,6 +152,33 @@ const floor = () => new Server('floor', (port) => [node, floorScript, String(por
 const SMALL_YOUNG_GENERATION = '--max-semi-space-size=4';
 const ngSmallYoung = () =>
   new Server('epmd-ng, 4 MB semi-spaces', (port) => [node, SMALL_YOUNG_GENERATION, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV);
+
+// The same two with V8's scavenge trace (--trace-gc-nvp) on standard output: how much of what
+// they allocate per operation outlives a scavenge, which is what the young generation's
+// collections cost (README, Performance: "What outlives a scavenge").
+const TRACE_GC = '--trace-gc-nvp';
+const ngTraced = () => new Server('epmd-ng, GC traced', (port) => [node, TRACE_GC, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV, 'inherit', path.join(cacheDir, 'bench-gc-ng.log'));
+const floorTraced = () => new Server('floor, GC traced', (port) => [node, TRACE_GC, floorScript, String(port)], {}, 'inherit', path.join(cacheDir, 'bench-gc-floor.log'));
+
+/** A measurement on a traced server, with the bytes that survived its scavenges meanwhile, per operation. */
+function scavengeSurvival(server, mode, args) {
+  const start = fs.statSync(server.stdout).size;
+  const result = server.measure(mode, args);
+  const fd = fs.openSync(server.stdout, 'r');
+  const length = fs.fstatSync(fd).size - start;
+  const text = Buffer.alloc(length);
+  fs.readSync(fd, text, 0, length, start);
+  fs.closeSync(fd);
+  let survived = 0;
+  let scavenges = 0;
+  for (const line of text.toString('latin1').split('\n')) {
+    const bytes = / gc=s .*\bnew_space_survived=(\d+)/.exec(line);
+    if (!bytes) continue;
+    survived += Number(bytes[1]);
+    scavenges++;
+  }
+  return { survivedBytesPerOp: survived / result.ops, scavengesPerThousandOps: (scavenges * 1000) / result.ops };
+}
 
 const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -346,6 +379,22 @@ async function main() {
     } finally {
       await heldByD?.release();
       await D.stop();
+    }
+    const [NT, FT] = [await ngTraced().start(), await floorTraced().start()];
+    const traceHolds = await Promise.all([NT.hold(1), FT.hold(1)]);
+    try {
+      const traced = (m) => ({ ng: m.get(NT), floor: m.get(FT) });
+      for (const [label, mode, args] of [
+        ['lookup, 16 clients', 'req', lookups(1, 16)],
+        ['register churn', 'churn', { threads: 2, conc: 16, max: 2_000_000 }],
+      ]) {
+        for (const s of [NT, FT]) s.measure(mode, { ...args, seconds: 1 });
+        const gc = traced(interleaved([NT, FT], (s) => scavengeSurvival(s, mode, args)));
+        add(`${label}: bytes outliving a scavenge, per operation (${TRACE_GC})`, gc, 'survivedBytesPerOp', 0, 'lower');
+      }
+    } finally {
+      await Promise.all(traceHolds.map((h) => h.release()));
+      await Promise.all([NT.stop(), FT.stop()]);
     }
     const churn = byName(interleaved(all, (s) => s.measure('churn', { threads: 2, conc: 16, max: 2_000_000 })));
     add('register churn (ALIVE2 + close), 16 clients: /s', churn, 'rate', 0);

@@ -39,10 +39,10 @@ export class Connection {
    * requests do, so lookups and NAMES never look at the peer's address.
    */
   localPeer?: boolean;
-  /** Its places in the ConnectionTable's lists: every open connection; its phase's; the deadlines'. */
-  readonly inTable = new Link<Connection>(this);
+  /** Its place in the ConnectionTable's list of its phase. */
   readonly inPhase = new Link<Connection>(this);
-  readonly inTimed = new Link<Connection>(this);
+  /** Its place among the deadlines, while it can have one (a registration never does again). */
+  inTimed?: Link<Connection>;
   private peerText?: string;
   private number?: number;
 
@@ -98,12 +98,13 @@ export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
  * lookup's socket outlived the next scavenge).
  */
 export class ConnectionTable {
-  /** Every open connection, oldest first. */
-  private readonly open = new LinkedList<Connection>();
+  // Each open connection is in exactly one of the three phase lists.
   /** Reading connections, oldest accepted first: the first to be evicted. */
   private readonly waiting = new LinkedList<Connection>();
   /** Replying connections, oldest first: evicted once no reading connection is left. */
   private readonly replying = new LinkedList<Connection>();
+  /** Registrations (and failed ALIVE2s): never evicted, no deadline. */
+  private readonly registered = new LinkedList<Connection>();
   /** Connections with a deadline, in deadline order (each deadline is now + the same timeout). */
   private readonly timed = new LinkedList<Connection>();
   private readonly pins = new Map<Buffer, number>();
@@ -117,12 +118,14 @@ export class ConnectionTable {
   ) {}
 
   get size(): number {
-    return this.open.size;
+    return this.waiting.size + this.replying.size + this.registered.size;
   }
 
   /** Every open connection; closing them is safe meanwhile (a socket's close comes later). */
-  get all(): IterableIterator<Connection> {
-    return this.open[Symbol.iterator]();
+  *all(): IterableIterator<Connection> {
+    yield* this.waiting;
+    yield* this.replying;
+    yield* this.registered;
   }
 
   /** Connections still reading or answering a query (registrations not counted). */
@@ -137,35 +140,31 @@ export class ConnectionTable {
 
   /** A new connection waiting for its request. */
   addReading(conn: Connection): void {
-    this.addRegistered(conn);
     this.waiting.push(conn.inPhase);
     this.arm(conn);
   }
 
   /** A connection that is a registration from the start (taken over from the fd store). */
   addRegistered(conn: Connection): void {
-    this.open.push(conn.inTable);
+    this.registered.push(conn.inPhase);
   }
 
   /** Data arrived on a reading connection: its idle deadline starts again. */
   touch(conn: Connection): void {
-    this.timed.remove(conn.inTimed);
+    this.untime(conn);
     this.arm(conn);
   }
 
   /**
    * The request is complete: no idle deadline any more. Most replies are written and the
-   * connection closed before this returns to the event loop; one that is not is deferReply's.
+   * connection closed before this returns to the event loop; one that waits (a delay, a queued
+   * large reply, a slow reader) is evicted after every reading connection.
    */
   startReply(conn: Connection): void {
     conn.phase = 'replying';
     this.waiting.remove(conn.inPhase);
-    this.timed.remove(conn.inTimed);
-  }
-
-  /** The reply was not finished at once (a delay, a queued large reply): evictable after reading connections. */
-  deferReply(conn: Connection): void {
     this.replying.push(conn.inPhase);
+    this.untime(conn);
   }
 
   /**
@@ -174,7 +173,6 @@ export class ConnectionTable {
    */
   writePending(conn: Connection, reply: Buffer): void {
     conn.pending = reply;
-    this.replying.push(conn.inPhase);
     const count = this.pins.get(reply) ?? 0;
     this.pins.set(reply, count + 1);
     if (count === 0) this.pinnedBytes += reply.length;
@@ -189,13 +187,14 @@ export class ConnectionTable {
   becomeRegistered(conn: Connection): void {
     conn.phase = 'registered';
     this.replying.remove(conn.inPhase);
+    this.registered.push(conn.inPhase);
+    conn.inTimed = undefined;
   }
 
   remove(conn: Connection): void {
     conn.phase = 'closed';
-    this.open.remove(conn.inTable);
     conn.inPhase.list?.remove(conn.inPhase);
-    this.timed.remove(conn.inTimed);
+    this.untime(conn);
     this.unpin(conn);
   }
 
@@ -220,11 +219,15 @@ export class ConnectionTable {
 
   private arm(conn: Connection): void {
     conn.deadline = Date.now() + this.timeoutMs;
-    this.timed.push(conn.inTimed);
+    this.timed.push((conn.inTimed ??= new Link(conn)));
     if (!this.timer) {
       this.timer = setInterval(() => this.expire(), TICK_MS);
       this.timer.unref();
     }
+  }
+
+  private untime(conn: Connection): void {
+    if (conn.inTimed) this.timed.remove(conn.inTimed);
   }
 
   private expire(): void {

@@ -29,6 +29,7 @@ import { RateLimiter } from '../log/rate-limit.js';
 import { ServerCounters, type Violation } from '../status/counters.js';
 import { Connection, ConnectionTable, formatPeer, type DropReason } from './connections.js';
 import { isLocalPeer, isLocalSocket, isOwnAddress, type PeerCheck } from './locality.js';
+import { socketFd } from './socket-fd.js';
 
 export interface ServerSettings {
   /** Port reported in NAMES and DUMP replies (spec §5.3). */
@@ -90,6 +91,8 @@ export class EpmdServer {
   private names?: SharedReply;
   private dumps?: SharedReply;
   private readonly largeReplies: { conn: Connection; bytes: Buffer; written?: () => void }[] = [];
+  /** Shared by every socket: an error is followed by its close, which is what ends a connection. */
+  private readonly onError: (this: net.Socket, err: Error) => void;
 
   constructor(
     private readonly settings: ServerSettings,
@@ -98,6 +101,10 @@ export class EpmdServer {
     private readonly hooks: ServerHooks = {},
   ) {
     this.table = new ConnectionTable((settings.packetTimeout + 1) * 1000, (conn, reason) => this.timedOut(conn, reason));
+    this.onError = function (err) {
+      // The connection's number (Connection.id) is its descriptor, which the socket still has here.
+      if (log.levelVal <= TRACE) log.trace({ conn: socketFd(this), err: err.message }, 'socket error');
+    };
   }
 
   get connectionCount(): number {
@@ -147,7 +154,7 @@ export class EpmdServer {
   /** Closes every connection, registrations included (KILL, orderly exit). */
   closeAll(): void {
     this.table.stop();
-    for (const conn of this.table.all) conn.socket.destroy();
+    for (const conn of this.table.all()) conn.socket.destroy();
   }
 
   private acceptFromThisHost(socket: net.Socket): void {
@@ -203,12 +210,10 @@ export class EpmdServer {
   private track(socket: net.Socket, phase: 'reading' | 'registered'): Connection {
     const conn = new Connection(socket, phase);
     if (this.log.levelVal <= TRACE) this.log.trace({ peer: conn.peer, conn: conn.id }, 'connection opened');
+    socket.on('error', this.onError);
     // Listeners of its own, which know their connection: sockets carry nothing of ours (a
     // property would give every net.Socket a second hidden class, which slows Node's own socket
     // code down), and looking the connection up in a table costs more than these closures.
-    socket.on('error', (err) => {
-      if (this.log.levelVal <= TRACE) this.log.trace({ conn: conn.id, err: err.message }, 'socket error');
-    });
     socket.on('close', () => this.closed(conn));
     socket.on('end', () => this.peerEnded(conn));
     socket.on('data', (chunk: Buffer) => this.received(conn, chunk));
@@ -282,7 +287,6 @@ export class EpmdServer {
     } else {
       this.dispatch(conn, payload, surplus);
     }
-    if (conn.phase === 'replying') this.table.deferReply(conn);
   }
 
   /**

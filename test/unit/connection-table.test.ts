@@ -26,10 +26,7 @@ describe('ConnectionTable', () => {
     table.addRegistered(reg);
     const [r1, r2, q1, q2] = [fakeConnection(), fakeConnection(), fakeConnection(), fakeConnection()];
     for (const c of [q1, r1, q2, r2]) table.addReading(c);
-    for (const q of [q1, q2]) {
-      table.startReply(q);
-      table.deferReply(q);
-    }
+    for (const q of [q1, q2]) table.startReply(q);
     expect([table.evictOne(), table.evictOne(), table.evictOne(), table.evictOne(), table.evictOne()]).toEqual([r1, r2, q1, q2, undefined]);
     expect([r1, r2, q1, q2].every((c) => c.destroyed() && c.phase === 'closed')).toBe(true);
     expect(reg.destroyed()).toBe(false);
