@@ -104,7 +104,9 @@ function decodeAlive2(p: Buffer): Alive2Request | Malformed {
   const extraLength = p.readUInt16BE(11 + nameLength);
   if (13 + nameLength + extraLength > p.length) return malformed('alive2', 'extra size error in ALIVE2_REQ');
   const name = p.subarray(11, 11 + nameLength);
-  if (name.includes(0)) return malformed('alive2', 'node name contains NUL in ALIVE2_REQ');
+  // One JavaScript loop passes the usual all-ASCII name; only another is searched for a NUL.
+  const plain = isPlainAscii(name);
+  if (!plain && name.includes(0)) return malformed('alive2', 'node name contains NUL in ALIVE2_REQ');
   const request: Alive2Request = {
     type: 'alive2',
     port: p.readUInt16BE(1),
@@ -117,14 +119,14 @@ function decodeAlive2(p: Buffer): Alive2Request | Malformed {
     // Most nodes register no extra: they all share one empty buffer (never written to).
     extra: extraLength === 0 ? NO_EXTRA : keepable(p.subarray(13 + nameLength, 13 + nameLength + extraLength)),
   };
-  const rejection = nameRejection(name) ?? (extraLength > MAX_SYMBOL_BYTES ? `extra data is too long (${extraLength})` : undefined);
+  const rejection = nameRejection(name, plain) ?? (extraLength > MAX_SYMBOL_BYTES ? `extra data is too long (${extraLength})` : undefined);
   if (rejection) request.rejection = rejection;
   return request;
 }
 
-function nameRejection(name: Buffer): string | undefined {
+/** Why a name without NUL cannot be registered, if it cannot; `plain`: it is all ASCII. */
+function nameRejection(name: Buffer, plain: boolean): string | undefined {
   if (name.length > MAX_SYMBOL_BYTES) return `node name is too long (${name.length} bytes)`;
-  const plain = isPlainAscii(name);
   if (!plain && !isStrictUtf8(name)) return 'invalid node name encoding';
   const chars = plain ? name.length : countCodePoints(name);
   if (chars > MAX_NAME_CHARS) return `node name is too long (${chars} characters)`;
