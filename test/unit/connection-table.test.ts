@@ -34,6 +34,29 @@ describe('ConnectionTable', () => {
     table.stop();
   });
 
+  it('counts and lists every open connection once, whatever its phase', () => {
+    const table = new ConnectionTable(60_000, record);
+    const [reading, replying, registered, adopted, gone] = [fakeConnection(), fakeConnection(), fakeConnection(), fakeConnection('registered'), fakeConnection()];
+    for (const c of [reading, replying, registered, gone]) table.addReading(c);
+    table.addRegistered(adopted);
+    table.startReply(replying);
+    table.startReply(registered);
+    table.becomeRegistered(registered);
+    table.startReply(gone);
+    table.remove(gone);
+    expect(table.size).toBe(4);
+    expect(table.queries).toBe(2);
+    expect(new Set(table.all())).toEqual(new Set([reading, replying, registered, adopted]));
+    expect([...table.all()].length).toBe(4);
+    // Removing twice changes nothing; a registration keeps no deadline.
+    table.remove(gone);
+    expect(table.size).toBe(4);
+    expect(registered.inTimed).toBeUndefined();
+    for (const c of [reading, replying, registered, adopted]) table.remove(c);
+    expect([table.size, table.queries, [...table.all()].length]).toEqual([0, 0, 0]);
+    table.stop();
+  });
+
   it('closes a silent reading connection after the timeout; data starts it again', () => {
     const table = new ConnectionTable(3000, record);
     const quiet = fakeConnection();
