@@ -1,7 +1,7 @@
 import type net from 'node:net';
 import type { FrameReader } from '../protocol/frame-reader.js';
 import type { Registration } from '../registry/registry.js';
-import { Link, LinkedList } from './linked-list.js';
+import { Link, LinkedList, type Linked } from './linked-list.js';
 import { socketFd } from './socket-fd.js';
 
 /** Numbers for connections whose file descriptor is unknown (see Connection.id). */
@@ -22,7 +22,7 @@ export function formatPeer(address: string | undefined, port: number | undefined
 }
 
 /** One accepted TCP connection; it carries exactly one request (spec §3). */
-export class Connection {
+export class Connection implements Linked<Connection> {
   phase: Phase;
   reader?: FrameReader;
   registration?: Registration<Connection>;
@@ -39,8 +39,10 @@ export class Connection {
    * requests do, so lookups and NAMES never look at the peer's address.
    */
   localPeer?: boolean;
-  /** Its place in the ConnectionTable's list of its phase. */
-  readonly inPhase = new Link<Connection>(this);
+  /** Its place in the ConnectionTable's list of its phase: the connections before and after it. */
+  prev?: Connection;
+  next?: Connection;
+  list?: LinkedList<Connection>;
   /** Its place among the deadlines, while it can have one (a registration never does again). */
   inTimed?: Link<Connection>;
   private peerText?: string;
@@ -93,9 +95,9 @@ export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
  * on one coarse timer (not one timer per socket), and the memory taken by replies that are still
  * being written. Every operation is O(1), or O(connections actually closed).
  *
- * Nothing here holds a connection in a hash table: the lists are linked through each
- * connection's Links (see LinkedList for what a Map or Set costs here: with them, every
- * lookup's socket outlived the next scavenge).
+ * Nothing here holds a connection in a hash table: the phase lists are linked through the
+ * connections themselves, the deadline list through a Link each (see LinkedList for what a Map
+ * or Set costs here: with them, every lookup's socket outlived the next scavenge).
  */
 export class ConnectionTable {
   // Each open connection is in exactly one of the three phase lists.
@@ -106,7 +108,7 @@ export class ConnectionTable {
   /** Registrations (and failed ALIVE2s): never evicted, no deadline. */
   private readonly registered = new LinkedList<Connection>();
   /** Connections with a deadline, in deadline order (each deadline is now + the same timeout). */
-  private readonly timed = new LinkedList<Connection>();
+  private readonly timed = new LinkedList<Link<Connection>>();
   private readonly pins = new Map<Buffer, number>();
   private pinnedBytes = 0;
   private timer?: NodeJS.Timeout;
@@ -140,13 +142,13 @@ export class ConnectionTable {
 
   /** A new connection waiting for its request. */
   addReading(conn: Connection): void {
-    this.waiting.push(conn.inPhase);
+    this.waiting.push(conn);
     this.arm(conn);
   }
 
   /** A connection that is a registration from the start (taken over from the fd store). */
   addRegistered(conn: Connection): void {
-    this.registered.push(conn.inPhase);
+    this.registered.push(conn);
   }
 
   /** Data arrived on a reading connection: its idle deadline starts again. */
@@ -162,8 +164,8 @@ export class ConnectionTable {
    */
   startReply(conn: Connection): void {
     conn.phase = 'replying';
-    this.waiting.remove(conn.inPhase);
-    this.replying.push(conn.inPhase);
+    this.waiting.remove(conn);
+    this.replying.push(conn);
     this.untime(conn);
   }
 
@@ -186,14 +188,14 @@ export class ConnectionTable {
   /** An ALIVE2 has been answered (startReply came first): no deadline from now on, never evicted. */
   becomeRegistered(conn: Connection): void {
     conn.phase = 'registered';
-    this.replying.remove(conn.inPhase);
-    this.registered.push(conn.inPhase);
+    this.replying.remove(conn);
+    this.registered.push(conn);
     conn.inTimed = undefined;
   }
 
   remove(conn: Connection): void {
     conn.phase = 'closed';
-    conn.inPhase.list?.remove(conn.inPhase);
+    conn.list?.remove(conn);
     this.untime(conn);
     this.unpin(conn);
   }
@@ -232,7 +234,7 @@ export class ConnectionTable {
 
   private expire(): void {
     const now = Date.now();
-    for (const conn of this.timed) {
+    for (const { owner: conn } of this.timed) {
       if (conn.deadline > now) return;
       this.drop(conn, conn.phase === 'reading' ? 'idle' : 'write-deadline');
     }
