@@ -164,14 +164,10 @@ const floorTraced = () => new Server('floor, GC traced', (port) => [node, TRACE_
 function scavengeSurvival(server, mode, args) {
   const start = fs.statSync(server.stdout).size;
   const result = server.measure(mode, args);
-  const fd = fs.openSync(server.stdout, 'r');
-  const length = fs.fstatSync(fd).size - start;
-  const text = Buffer.alloc(length);
-  fs.readSync(fd, text, 0, length, start);
-  fs.closeSync(fd);
+  const text = fs.readFileSync(server.stdout).subarray(start).toString('latin1');
   let survived = 0;
   let scavenges = 0;
-  for (const line of text.toString('latin1').split('\n')) {
+  for (const line of text.split('\n')) {
     const bytes = / gc=s .*\bnew_space_survived=(\d+)/.exec(line);
     if (!bytes) continue;
     survived += Number(bytes[1]);
