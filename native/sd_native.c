@@ -16,6 +16,9 @@
 // - setReusePort(fd): SO_REUSEPORT on an inherited listening socket, so that a new socket can bind
 //   beside it and take its port over without a moment in which nothing listens (the first
 //   installation over erlang-base's running epmd).
+// - listenBacklog(fd) -> number | null: the accept-queue limit a listening TCP socket was given
+//   (TCP_INFO). Node's server.listen({fd}) calls listen() again, with 511 unless told otherwise;
+//   this is how it is told the backlog the socket already has.
 // - peerIsLocal(fd) -> bool | null: the spec's locality rule (§7) decided on the raw addresses of a
 //   connected socket. Node can only tell them as text, and reading socket.remoteAddress costs a
 //   formatted string, an object, and a property that changes the shape of the Node socket.
@@ -32,6 +35,7 @@
 #include <linux/filter.h>
 #include <linux/if_ether.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -714,6 +718,31 @@ static napi_value js_peer_is_local(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// listenBacklog(fd: number): number | null
+// For a listening TCP socket the kernel reports its backlog (sk_max_ack_backlog, already capped by
+// net.core.somaxconn) in tcpi_sacked; null for any other socket or fd.
+static napi_value js_listen_backlog(napi_env env, napi_callback_info info) {
+  napi_value out;
+  int fd = sole_fd_arg(env, info, "listenBacklog");
+  if (fd < 0) return NULL;
+  struct tcp_info ti;
+  socklen_t len = sizeof ti;
+  memset(&ti, 0, sizeof ti);
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
+    // ENOTSOCK, EOPNOTSUPP (not TCP): no backlog to tell. A closed fd is the caller's mistake.
+    if (errno == EBADF) {
+      throw_errno(env, errno, "getsockopt", "TCP_INFO");
+      return NULL;
+    }
+    napi_get_null(env, &out);
+  } else if (ti.tcpi_state != TCP_LISTEN) {
+    napi_get_null(env, &out);
+  } else {
+    napi_create_uint32(env, ti.tcpi_sacked, &out);
+  }
+  return out;
+}
+
 // No global state, so the module is safe to load in several contexts (worker threads, vitest).
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
@@ -729,6 +758,7 @@ NAPI_MODULE_INIT() {
       {"filterState", NULL, js_filter_state, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setReusePort", NULL, js_set_reuse_port, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerIsLocal", NULL, js_peer_is_local, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listenBacklog", NULL, js_listen_backlog, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

@@ -75,7 +75,7 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
       for (const s of sockets) {
         const thisHostOnly = s.name === THIS_HOST_ONLY_FD_NAME;
         const filter = applyFilter(s.fd, thisHostOnly, native);
-        listeners.push(listener(await serveFd(s.fd), thisHostOnly, filter));
+        listeners.push(listener(await serveFd(s.fd, native), thisHostOnly, filter));
       }
       warnUnfiltered(listeners, log);
       return { ok: true, listeners, activated: true };
@@ -117,7 +117,7 @@ async function retireOrphans(kept: SortedListeners, listeners: Listener[], serve
   const orphans: { storeName: string; listener: Listener }[] = [];
   for (const f of kept.orphans) {
     const thisHostOnly = socketNameOf(f.name) === THIS_HOST_ONLY_FD_NAME;
-    orphans.push({ storeName: f.name, listener: listener(await serveFd(f.fd), thisHostOnly, applyFilter(f.fd, thisHostOnly, native)) });
+    orphans.push({ storeName: f.name, listener: listener(await serveFd(f.fd, native), thisHostOnly, applyFilter(f.fd, thisHostOnly, native)) });
   }
   kept.current.forEach((f, i) => {
     const older = orphans.filter((o) => sameAddress(o.listener.server, listeners[i]!.server)).length;

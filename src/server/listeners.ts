@@ -103,9 +103,21 @@ export type BindOutcome =
   | { kind: 'in-use'; host: string }
   | { kind: 'failed'; host: string; error: string };
 
-/** Serves an already listening socket (ours from the addon, or one systemd passed). */
-export function serveFd(fd: number): Promise<net.Server> {
-  return serve((server) => server.listen({ fd }));
+/**
+ * The backlog OTP's epmd asks for (SOMAXCONN); the kernel caps it at net.core.somaxconn. Node's
+ * own default is 511: a burst of connections while the daemon is busy (a start of many nodes, a
+ * garbage collection) would see SYNs dropped and retried a second later.
+ */
+export const SOMAXCONN = 4096;
+
+/**
+ * Serves an already listening socket (ours from the addon, or one systemd passed). Node calls
+ * listen() on it again: it is given the backlog the socket already has, so that neither ours nor a
+ * socket unit's Backlog= is cut to Node's 511. Without the addon that cannot be read: SOMAXCONN.
+ */
+export function serveFd(fd: number, native: SdNative | null): Promise<net.Server> {
+  const backlog = native?.listenBacklog(fd) ?? SOMAXCONN;
+  return serve((server) => server.listen({ fd }, backlog));
 }
 
 function serve(listen: (server: net.Server) => void): Promise<net.Server> {
@@ -131,7 +143,7 @@ async function listenOn(address: ListenAddress, port: number, native: SdNative |
   const ipv6Only = isIpv6Literal(host);
   if (!native) {
     // IPv6 sockets are IPv6-only so that 0.0.0.0 and :: can both be bound, as OTP does.
-    const server = await serve((s) => s.listen({ host, port, ipv6Only, exclusive: true }));
+    const server = await serve((s) => s.listen({ host, port, ipv6Only, exclusive: true, backlog: SOMAXCONN }));
     return listener(server, thisHostOnly, thisHostOnly ? { filtered: false, because: MISSING_ADDON } : { filtered: false });
   }
   const fd = native.listenTcp(host, port, { ipv6Only, freeBind, thisHostOnly });
@@ -139,7 +151,7 @@ async function listenOn(address: ListenAddress, port: number, native: SdNative |
     // Filtered before listen(): no packet from another host ever reached this socket.
     const filteredFromStart = thisHostOnly && native.filterState(fd) === 'this-host-only';
     const filter: FilterOutcome = filteredFromStart ? { filtered: true } : thisHostOnly ? applyFilter(fd, true, native) : { filtered: false };
-    return listener(await serveFd(fd), thisHostOnly, filter, filteredFromStart);
+    return listener(await serveFd(fd, native), thisHostOnly, filter, filteredFromStart);
   } catch (err) {
     fs.closeSync(fd);
     throw err;

@@ -61,6 +61,8 @@ export interface SdNative {
    * connection's own local address. null when the socket has no peer any more.
    */
   peerIsLocal(fd: number): boolean | null;
+  /** The accept-queue limit of a listening TCP socket (capped by net.core.somaxconn); null for other fds. */
+  listenBacklog(fd: number): number | null;
 }
 
 export interface ListenTcpOptions {

@@ -324,6 +324,8 @@ export interface LaunchOptions {
   listenFds?: number[];
   /** Where to probe readiness (127.0.0.1). */
   probePort: number;
+  /** This implementation's command instead of the one under test (daemonCommand()). */
+  command?: string[];
 }
 
 /**
@@ -331,7 +333,7 @@ export interface LaunchOptions {
  * for LISTEN_PID) and inherits the requested fd limit, then waits until probePort accepts.
  */
 export async function launchDaemon(o: LaunchOptions): Promise<Daemon> {
-  const [cmd, ...prefix] = daemonCommand();
+  const [cmd, ...prefix] = o.command ?? daemonCommand();
   let script = '';
   if (o.nofile !== undefined) script += `ulimit -n ${o.nofile} || exit 97; `;
   if (o.listenFds) script += `LISTEN_PID=$$; export LISTEN_PID; `;

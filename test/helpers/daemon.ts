@@ -70,6 +70,8 @@ export interface StartOptions {
   noPortFlag?: boolean;
   /** Command to run the daemon under, e.g. ['prlimit', '--nofile=100:100']. */
   wrapper?: string[];
+  /** This implementation's command instead of the one under test (daemonCommand()). */
+  command?: string[];
 }
 
 /**
@@ -121,7 +123,7 @@ export async function startDaemon(args: string[] = [], opts: StartOptions = {}):
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = opts.port ?? (await freePort());
-    const [cmd, ...prefix] = [...(opts.wrapper ?? []), ...daemonCommand()];
+    const [cmd, ...prefix] = [...(opts.wrapper ?? []), ...(opts.command ?? daemonCommand())];
     const argv = [...prefix, ...(opts.noPortFlag ? [] : ['-port', String(port)]), ...args];
     const proc = spawn(cmd!, argv, { env: cleanEnv(opts.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const started = await awaitDaemon(proc, port);

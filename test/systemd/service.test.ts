@@ -253,6 +253,22 @@ describe('epmd-ng under a real systemd', () => {
     await ok('rm -r /run/systemd/system/epmd-ng.service.d && systemctl daemon-reload && systemctl restart epmd-ng.service');
   });
 
+  it("keeps the socket unit's Backlog= once the service has taken its sockets over", async () => {
+    // Node's listen() on a socket it is handed would cut the backlog to 511 (see serveFd).
+    const backlogs = async () => (await ok("ss -ltnH sport = :4369 | awk '{print $3}'")).trim().split('\n');
+    const restartSocket = 'systemctl daemon-reload && systemctl stop epmd-ng.service && systemctl restart epmd-ng.socket';
+    expect((await sh('epmd -names')).code).toBe(0);
+    expect(await backlogs()).toEqual(['4096', '4096']);
+    await ok(`mkdir -p /run/systemd/system/epmd-ng.socket.d && printf '[Socket]\\nBacklog=1000\\n' > /run/systemd/system/epmd-ng.socket.d/backlog.conf && ${restartSocket}`);
+    expect(await backlogs()).toEqual(['1000', '1000']);
+    expect((await sh('epmd -names')).code).toBe(0);
+    expect((await show('epmd-ng.service', 'ActiveState')).ActiveState).toBe('active');
+    expect(await backlogs()).toEqual(['1000', '1000']);
+    await ok(`rm -r /run/systemd/system/epmd-ng.socket.d && ${restartSocket}`);
+    expect((await sh('epmd -names')).code).toBe(0);
+    expect(await backlogs()).toEqual(['4096', '4096']);
+  });
+
   it('the documented drop-in opens port 4369 to other hosts', async () => {
     expect(await fromRemote(HOST_V4)).toEqual({ connected: false, recv: '', end: 'no-handshake' });
     await ok(

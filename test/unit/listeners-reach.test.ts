@@ -48,7 +48,14 @@ describe('unconfigured', () => {
   const interfaces = { lo: [{ address: '127.0.0.1' }, { address: '::1' }], eth0: [{ address: '192.0.2.1' }] } as never;
 
   it('names the listed (IP_FREEBIND) addresses no interface has', () => {
-    expect(unconfigured([addr('192.0.2.1', true), addr('192.0.2.9', true), addr('127.0.0.1', false)], interfaces)).toEqual(['192.0.2.9']);
+    expect(unconfigured([addr('192.0.2.1', true), addr('192.0.2.9', true), addr('127.0.0.1', false)], () => interfaces)).toEqual(['192.0.2.9']);
+  });
+
+  it('does not ask for the interfaces when no address is listed (the default start)', () => {
+    const never = () => {
+      throw new Error('interfaces read');
+    };
+    expect(unconfigured([addr('0.0.0.0', false), addr('::', false)], never)).toEqual([]);
   });
 });
 

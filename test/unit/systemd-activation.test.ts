@@ -122,6 +122,21 @@ describe('fd classification', () => {
     expect(native.sockInfo(fileFd)).toBeNull();
   });
 
+  it('listenBacklog tells the backlog of a listening TCP socket, null for every other fd', async () => {
+    // Node listens with 511 unless told; the kernel caps a larger request at net.core.somaxconn.
+    expect(native.listenBacklog(osFd(server))).toBe(511);
+    const small = net.createServer();
+    await new Promise<void>((r) => small.listen({ port: 0, host: '127.0.0.1', backlog: 77 }, r));
+    try {
+      expect(native.listenBacklog(osFd(small))).toBe(77);
+    } finally {
+      small.close();
+    }
+    if (server6) expect(native.listenBacklog(osFd(server6))).toBe(511);
+    for (const fd of [osFd(client), osFd(accepted), osFd(unixServer), osFd(unixClient), fileFd]) expect(native.listenBacklog(fd)).toBeNull();
+    expect(() => native.listenBacklog(60_000)).toThrow(expect.objectContaining({ code: 'EBADF' }));
+  });
+
   it('sockInfo throws EBADF for an fd that is not open', () => {
     const fd = 60_000; // not a just-closed fd, which another thread could reuse meanwhile
     expect(() => fs.fstatSync(fd)).toThrow();
