@@ -121,7 +121,9 @@ export class FdStore {
     this.generation = recovered.lastGeneration;
     for (const name of recovered.stale) this.enqueue(name, { FDSTOREREMOVE: '1', FDNAME: name }, []);
     for (const _ of this.live()) this.liveEntries++;
-    if (this.enabled) this.rewriteState();
+    // The adopted registrations need a description at once; without any, the state memfd waits for
+    // the first registration (store), which keeps its making off the way to READY=1.
+    if (this.enabled && this.liveEntries > 0) this.rewriteState();
     this.flush();
   }
 

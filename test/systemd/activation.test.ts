@@ -42,7 +42,7 @@ async function activate(args: string[], env: Record<string, string> = {}, script
   return a;
 }
 
-/** The next notification other than the state memfd's hand-over (which precedes READY under NOTIFY_SOCKET). */
+/** The next notification other than a state memfd's hand-over (made with the first registration, and after a restart that adopted some). */
 async function nextNotice(a: Activated) {
   for (;;) {
     const d = await a.notify.next();
@@ -83,11 +83,12 @@ describe('socket activation (systemd-socket-activate)', () => {
   it('hands each registration to the fd store, removes it when the node goes, and keeps STATUS current', async () => {
     const a = await activate(['-systemd']);
     const node = await register(a.port, { port: 5000, name: 'one' });
-    // Before READY: the (empty) state memfd that will describe the stored connections.
+    expect((await a.notify.next()).fields.READY).toBe('1');
+    // With the first registration: the state memfd that describes the stored connections, then
+    // the connection itself.
     const state = await a.notify.next();
     expect(state.fields).toEqual({ FDSTORE: '1', FDNAME: 'state-1' });
     expect(state.fds[0]!.mode).toBe('file');
-    expect((await a.notify.next()).fields.READY).toBe('1');
     const stored = await a.notify.next();
     expect(stored.fields).toEqual({ FDSTORE: '1', FDNAME: 'r1' });
     // The node's own connection: its peer is the node's local end.
