@@ -1,7 +1,8 @@
 // npm run bench: epmd-ng side by side with OTP's epmd and with the floor (a bare Node.js server
 // that only answers ALIVE2 and PORT_PLEASE2, scripts/bench/floor.mjs), in one run, interleaved:
-// every workload runs on the three servers in turn, BENCH_ROUNDS times (default 3), and the
-// median is reported. The load comes from scripts/bench/loadgen.c (built here with cc; one epoll
+// every workload runs on the three servers in turn, BENCH_ROUNDS times (default 5), and the
+// median is reported; a ratio of two servers is the median of their ratios within each round,
+// which cancels the drift of a shared machine between rounds. The load comes from scripts/bench/loadgen.c (built here with cc; one epoll
 // loop per client thread), so the client is not what is measured. Server CPU per operation comes
 // from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
 // figures to .cache/bench-<time>.json. Every run is bounded in time and count. Two extra
@@ -9,7 +10,7 @@
 // show what that limit would cost per lookup, and epmd-ng and the floor with V8's scavenge trace,
 // for the bytes per operation that outlive a scavenge. Memory is read once V8 has settled
 // (settledRss), also for a registry filled between registrations that come and go
-// (scripts/bench/interleaved-holder.mjs).
+// (scripts/bench/interleaved-holder.mjs); the idle figures are medians of three fresh processes.
 //
 // Environment: BENCH_ROUNDS, BENCH_SECONDS (per measurement, default 2), BENCH_NODE18=0 to skip
 // the start-up measurement on Debian's Node 18 in the nspawn root (done when run as root).
@@ -26,7 +27,7 @@ const floorScript = path.join(root, 'scripts/bench/floor.mjs');
 const interleavedHolder = path.join(root, 'scripts/bench/interleaved-holder.mjs');
 const cacheDir = path.join(root, '.cache');
 const loadgen = path.join(cacheDir, 'loadgen');
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString());
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString());
@@ -181,7 +182,10 @@ const median = (xs) => {
   return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN;
 };
 
-/** Runs `fn(server)` ROUNDS times on each server, rotating who goes first; medians per field. */
+/**
+ * Runs `fn(server)` ROUNDS times on each server, rotating who goes first; medians per field, and
+ * every round's figures (`rounds`) for ratios within a round (pairedRatio).
+ */
 function interleaved(servers, fn) {
   const runs = new Map(servers.map((s) => [s, []]));
   for (let r = 0; r < ROUNDS; r++) {
@@ -191,7 +195,7 @@ function interleaved(servers, fn) {
     }
   }
   const out = new Map();
-  for (const [s, rs] of runs) out.set(s, Object.fromEntries(Object.keys(rs[0]).map((k) => [k, median(rs.map((x) => x[k]))])));
+  for (const [s, rs] of runs) out.set(s, { ...Object.fromEntries(Object.keys(rs[0]).map((k) => [k, median(rs.map((x) => x[k]))])), rounds: rs });
   return out;
 }
 
@@ -332,6 +336,31 @@ async function bareNodeRss() {
   return rss / 2 ** 20;
 }
 
+/**
+ * Idle RSS in MB, the median of `measure` on three fresh processes at once: which pages of a
+ * process are resident moves by some 0.3 MB from one start to the next.
+ */
+async function medianOfThree(measure) {
+  return median(await Promise.all([0, 1, 2].map(() => measure())));
+}
+
+/** The idle RSS of a fresh server, in MB, once settled. */
+async function idleRss(make, gc = true) {
+  const s = await make().start();
+  try {
+    return (gc ? await settledRss(s.pid, 20_000) : rssBytes(s.pid)) / 2 ** 20;
+  } finally {
+    await s.stop();
+  }
+}
+
+/** a / b as the median over rounds of the two servers' figures in the same round. */
+function pairedRatio(a, b, field) {
+  if (!a?.rounds || !b?.rounds) return '–';
+  const r = median(a.rounds.map((x, i) => x[field] / b.rounds[i][field]));
+  return Number.isFinite(r) ? `${r.toFixed(2)}×` : '–';
+}
+
 const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
 const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
 
@@ -344,9 +373,19 @@ async function main() {
   const add = (workload, results, field, digits, better = 'higher') => rows.push({ workload, results, field, digits, better });
 
   // Measured side by side: most of it is waiting for V8's memory reducer.
-  const [bareMB, memOtp, memNg, memFloor] = await Promise.all([bareNodeRss(), memory(otp, false, false), memory(ng, true), memory(floor, true)]);
-  const [ngInterleaved, floorInterleaved] = await Promise.all([memoryInterleaved(ng), memoryInterleaved(floor)]);
-  const mem = { otp: memOtp, ng: { ...memNg, perRegInterleavedKB: ngInterleaved }, floor: { ...memFloor, perRegInterleavedKB: floorInterleaved } };
+  const [bareMB, memOtp, memNg, memFloor] = await Promise.all([medianOfThree(bareNodeRss), memory(otp, false, false), memory(ng, true), memory(floor, true)]);
+  const [ngInterleaved, floorInterleaved, ngIdle, floorIdle, otpIdle] = await Promise.all([
+    memoryInterleaved(ng),
+    memoryInterleaved(floor),
+    medianOfThree(() => idleRss(ng)),
+    medianOfThree(() => idleRss(floor)),
+    medianOfThree(() => idleRss(otp, false)),
+  ]);
+  const mem = {
+    otp: { ...memOtp, idleMB: otpIdle },
+    ng: { ...memNg, idleMB: ngIdle, perRegInterleavedKB: ngInterleaved },
+    floor: { ...memFloor, idleMB: floorIdle, perRegInterleavedKB: floorInterleaved },
+  };
 
   const O = await otp().start();
   const N = await ng().start();
@@ -428,14 +467,15 @@ async function main() {
     const node18 = startupOnNode18();
 
     const names = { otp: "OTP's epmd", ng: 'epmd-ng', floor: 'floor' };
-    console.log(`\nepmd-ng benchmark: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}; ${ROUNDS} interleaved rounds of ${SECONDS} s, medians\n`);
+    console.log(`\nepmd-ng benchmark: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}; ${ROUNDS} interleaved rounds of ${SECONDS} s: medians, and ratios as the median of each round's ratio\n`);
     console.log(`| workload | OTP's epmd | epmd-ng | floor | epmd-ng / OTP | floor / OTP | epmd-ng / floor |`);
     console.log(`|---|---|---|---|---|---|---|`);
     for (const r of rows) {
       const v = Object.fromEntries(Object.keys(names).map((k) => [k, r.results[k]?.[r.field]]));
-      console.log(`| ${r.workload} | ${fmt(v.otp, r.digits)} | ${fmt(v.ng, r.digits)} | ${fmt(v.floor, r.digits)} | ${ratio(v.ng, v.otp)} | ${ratio(v.floor, v.otp)} | ${ratio(v.ng, v.floor)} |`);
+      const [o, n, f] = [r.results.otp, r.results.ng, r.results.floor];
+      console.log(`| ${r.workload} | ${fmt(v.otp, r.digits)} | ${fmt(v.ng, r.digits)} | ${fmt(v.floor, r.digits)} | ${pairedRatio(n, o, r.field)} | ${pairedRatio(f, o, r.field)} | ${pairedRatio(n, f, r.field)} |`);
     }
-    console.log(`| RSS idle, MB (bare \`node\`: ${fmt(bareMB, 1)}) | ${fmt(mem.otp.idleMB, 1)} | ${fmt(mem.ng.idleMB, 1)} | ${fmt(mem.floor.idleMB, 1)} | | | |`);
+    console.log(`| RSS idle, MB, median of three fresh processes (bare \`node\`: ${fmt(bareMB, 2)}) | ${fmt(mem.otp.idleMB, 2)} | ${fmt(mem.ng.idleMB, 2)} | ${fmt(mem.floor.idleMB, 2)} | | | |`);
     console.log(`| RSS per held registration at 1,000, KB | ${fmt(mem.otp.perReg1000KB, 2)} | ${fmt(mem.ng.perReg1000KB, 2)} | ${fmt(mem.floor.perReg1000KB, 2)} | | | |`);
     console.log(`| RSS per held registration at 15,000, KB | – | ${fmt(mem.ng.perReg15000KB, 2)} | ${fmt(mem.floor.perReg15000KB, 2)} | | | |`);
     console.log(`| … right after the burst of 15,000 registrations, before the heap settles, KB | – | ${fmt(mem.ng.burstPerReg15000KB, 2)} | ${fmt(mem.floor.burstPerReg15000KB, 2)} | | | |`);
