@@ -738,7 +738,9 @@ static napi_value js_listen_backlog(napi_env env, napi_callback_info info) {
   } else if (ti.tcpi_state != TCP_LISTEN) {
     napi_get_null(env, &out);
   } else {
-    napi_create_uint32(env, ti.tcpi_sacked, &out);
+    // int32 like the other numbers here: each distinct napi_* function the addon calls is one more
+    // lookup in node's symbol table, a page or two of it resident for good.
+    napi_create_int32(env, (int32_t)ti.tcpi_sacked, &out);
   }
   return out;
 }

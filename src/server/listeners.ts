@@ -219,10 +219,15 @@ export function applyFilter(fd: number, thisHostOnly: boolean, native: SdNative 
   }
 }
 
-/** Listed addresses not configured on any interface right now (bound with IP_FREEBIND, served once they appear). */
-export function unconfigured(addresses: ListenAddress[], interfaces = os.networkInterfaces()): string[] {
-  const present = new Set(Object.values(interfaces).flatMap((list) => (list ?? []).map((i) => i.address)));
-  return addresses.filter((a) => a.freeBind && !present.has(a.host)).map((a) => a.host);
+/**
+ * Listed addresses not configured on any interface right now (bound with IP_FREEBIND, served once
+ * they appear). The interfaces are asked for (a netlink dump) only when some address is listed.
+ */
+export function unconfigured(addresses: ListenAddress[], interfaces = () => os.networkInterfaces()): string[] {
+  const listed = addresses.filter((a) => a.freeBind);
+  if (listed.length === 0) return [];
+  const present = new Set(Object.values(interfaces()).flatMap((list) => (list ?? []).map((i) => i.address)));
+  return listed.filter((a) => !present.has(a.host)).map((a) => a.host);
 }
 
 /**
