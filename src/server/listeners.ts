@@ -113,10 +113,11 @@ export const SOMAXCONN = 4096;
 /**
  * Serves an already listening socket (ours from the addon, or one systemd passed). Node calls
  * listen() on it again: it is given the backlog the socket already has, so that neither ours nor a
- * socket unit's Backlog= is cut to Node's 511. Without the addon that cannot be read: SOMAXCONN.
+ * socket unit's Backlog= is cut to Node's 511. Without the addon (or with an older build of it)
+ * that cannot be read: SOMAXCONN.
  */
 export function serveFd(fd: number, native: SdNative | null): Promise<net.Server> {
-  const backlog = native?.listenBacklog(fd) ?? SOMAXCONN;
+  const backlog = (typeof native?.listenBacklog === 'function' ? native.listenBacklog(fd) : null) ?? SOMAXCONN;
   return serve((server) => server.listen({ fd }, backlog));
 }
 
