@@ -2,8 +2,9 @@
 // that only answers ALIVE2 and PORT_PLEASE2, scripts/bench/floor.mjs), in one run, interleaved:
 // every workload runs on the three servers in turn, BENCH_ROUNDS times (default 5), and the
 // median is reported; a ratio of two servers is the median of their ratios within each round,
-// which cancels the drift of a shared machine between rounds. The load comes from scripts/bench/loadgen.c (built here with cc; one epoll
-// loop per client thread), so the client is not what is measured. Server CPU per operation comes
+// which cancels the drift of a shared machine between rounds. The load comes from
+// scripts/bench/loadgen.c (built here with cc; one epoll loop per client thread), so the client
+// is not what is measured. Server CPU per operation comes
 // from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
 // figures to .cache/bench-<time>.json. Every run is bounded in time and count. Two extra
 // measurements: the same bundle with a smaller young generation (--max-semi-space-size=4), to
@@ -354,15 +355,15 @@ async function idleRss(make, gc = true) {
   }
 }
 
+const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
+const times = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
+const ratio = (a, b) => times(a / b);
+
 /** a / b as the median over rounds of the two servers' figures in the same round. */
 function pairedRatio(a, b, field) {
   if (!a?.rounds || !b?.rounds) return '–';
-  const r = median(a.rounds.map((x, i) => x[field] / b.rounds[i][field]));
-  return Number.isFinite(r) ? `${r.toFixed(2)}×` : '–';
+  return times(median(a.rounds.map((x, i) => x[field] / b.rounds[i][field])));
 }
-
-const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '–');
-const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? `${(a / b).toFixed(2)}×` : '–');
 
 async function main() {
   ensureOtpEpmd();
