@@ -42,9 +42,9 @@ function listening(port: number): ListeningSocket[] {
 }
 
 /** One PORT_PLEASE2_REQ on its own connection, written as soon as it connects; resolves with the reply. */
-function lookup(port: number, name: string): Promise<Buffer> {
+function lookup(host: string, port: number, name: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = net.connect({ host, port });
     const chunks: Buffer[] = [];
     socket.once('connect', () => socket.write(frame(Buffer.from(`z${name}`))));
     socket.on('data', (d) => chunks.push(d));
@@ -75,16 +75,20 @@ describe.each(IMPLS)('$id: the listen backlog', ({ command }) => {
     for (const s of sockets) expect(s.backlog).toBe(SOMAXCONN);
   });
 
-  it('queues a burst of 800 connections while it is stopped, and answers every one once it runs again', async () => {
+  // Each family has a socket of its own (0.0.0.0 and [::], IPv6-only), so each is tried.
+  it.each([
+    ['127.0.0.1', '0.0.0.0'],
+    ['::1', '[::]'],
+  ])('queues a burst of 800 connections to %s while it is stopped, and answers every one once it runs again', async (host, wildcard) => {
     const d = await start();
     const node: Registration = await register(d.port, { port: 7100, name: 'burst' });
     cleanups.push(() => void node.socket.destroy());
     const burst = 800;
     process.kill(d.pid, 'SIGSTOP');
     cleanups.push(() => void process.kill(d.pid, 'SIGCONT'));
-    const replies = Array.from({ length: burst }, () => lookup(d.port, 'burst'));
+    const replies = Array.from({ length: burst }, () => lookup(host, d.port, 'burst'));
     // Wait until the kernel has queued them all, or has stopped queueing more for a second.
-    const queued = () => listening(d.port).find((s) => s.local === `0.0.0.0:${d.port}`)?.queued ?? -1;
+    const queued = () => listening(d.port).find((s) => s.local === `${wildcard}:${d.port}`)?.queued ?? -1;
     let last = -1;
     for (let since = Date.now(); Date.now() - since < 1000 && last < burst; await sleep(50)) {
       const now = queued();
