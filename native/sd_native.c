@@ -19,6 +19,9 @@
 // - listenBacklog(fd) -> number | null: the accept-queue limit a listening TCP socket was given
 //   (TCP_INFO). Node's server.listen({fd}) calls listen() again, with 511 unless told otherwise;
 //   this is how it is told the backlog the socket already has.
+// - dropNewConnections(fd) and acceptQueueLength(fd) -> number | null: retire a listening socket
+//   that is not in our SO_REUSEPORT group (erlang-base's, at the first installation) without
+//   resetting a connection: it stops taking new ones, and its queue is seen to empty before it closes.
 // - peerIsLocal(fd) -> bool | null: the spec's locality rule (§7) decided on the raw addresses of a
 //   connected socket. Node can only tell them as text, and reading socket.remoteAddress costs a
 //   formatted string, an object, and a property that changes the shape of the Node socket.
@@ -541,12 +544,27 @@ static struct sock_filter this_host_only[] = {
 };
 _Static_assert(sizeof this_host_only / sizeof this_host_only[0] == DROP + 1, "labels match the program");
 
+// "No new connections": drops a segment that opens a connection (SYN without ACK) and passes every
+// other, so a listening socket about to close takes no new connection but completes the handshakes
+// it has begun (their final ACK passes). The client of a dropped SYN sends it again after 1 s, to
+// whichever socket listens then. A TCP socket's filter sees the segment from its TCP header on, and
+// the flags are its byte 13 (SYN 0x02, ACK 0x10).
+static struct sock_filter no_new_connections[] = {
+    BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 13),
+    BPF_STMT(BPF_ALU | BPF_AND | BPF_K, 0x02 | 0x10),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x02, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, 0),
+    BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+};
+
+#define PROGRAM(code) {sizeof code / sizeof code[0], code}
+static int attach_filter(int fd, struct sock_fprog prog) {
+  return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+}
+
 // Attaches the filter (on) or removes whatever filter the socket has (off; none is fine).
 static int set_this_host_only(int fd, bool on) {
-  if (on) {
-    struct sock_fprog prog = {sizeof this_host_only / sizeof this_host_only[0], this_host_only};
-    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
-  }
+  if (on) return attach_filter(fd, (struct sock_fprog)PROGRAM(this_host_only));
   int dummy = 0;
   if (setsockopt(fd, SOL_SOCKET, SO_DETACH_FILTER, &dummy, sizeof dummy) < 0 && errno != ENOENT) return -1;
   return 0;
@@ -572,28 +590,40 @@ static bool get_bool_prop(napi_env env, napi_value obj, const char *name) {
   return b;
 }
 
-// filterState(fd: number): "none" | "this-host-only" | "other": which classic filter the socket
-// has (SO_GET_FILTER returns the program as it was attached).
+// dropNewConnections(fd: number): void
+static napi_value js_drop_new_connections(napi_env env, napi_callback_info info) {
+  int fd = sole_fd_arg(env, info, "dropNewConnections");
+  if (fd >= 0 && attach_filter(fd, (struct sock_fprog)PROGRAM(no_new_connections)) < 0)
+    throw_errno(env, errno, "setsockopt", "SO_ATTACH_FILTER");
+  return NULL;
+}
+
+// filterState(fd: number): "none" | "this-host-only" | "no-new-connections" | "other": which classic
+// filter the socket has (SO_GET_FILTER returns the program as it was attached).
 static napi_value js_filter_state(napi_env env, napi_callback_info info) {
+  static const struct {
+    const char *name;
+    struct sock_fprog prog;
+  } known[] = {{"this-host-only", PROGRAM(this_host_only)}, {"no-new-connections", PROGRAM(no_new_connections)}};
+  enum { LONGEST = sizeof this_host_only / sizeof this_host_only[0] };
   napi_value out;
   int fd = sole_fd_arg(env, info, "filterState");
   if (fd < 0) return NULL;
-  enum { OURS = sizeof this_host_only / sizeof this_host_only[0] };
-  struct sock_filter installed[OURS];
+  struct sock_filter installed[LONGEST];
   socklen_t blocks = 0;  // in blocks, not bytes: 0 asks for the count only
   if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, NULL, &blocks) < 0) {
     throw_errno(env, errno, "getsockopt", "SO_GET_FILTER");
     return NULL;
   }
-  const char *state = "none";
-  if (blocks == OURS) {
+  const char *state = blocks == 0 ? "none" : "other";
+  if (blocks > 0 && blocks <= LONGEST) {
     if (getsockopt(fd, SOL_SOCKET, SO_GET_FILTER, installed, &blocks) < 0) {
       throw_errno(env, errno, "getsockopt", "SO_GET_FILTER");
       return NULL;
     }
-    state = memcmp(installed, this_host_only, sizeof installed) == 0 ? "this-host-only" : "other";
-  } else if (blocks > 0) {
-    state = "other";
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+      if (known[i].prog.len == blocks && memcmp(installed, known[i].prog.filter, blocks * sizeof installed[0]) == 0)
+        state = known[i].name;
   }
   napi_create_string_utf8(env, state, NAPI_AUTO_LENGTH, &out);
   return out;
@@ -718,18 +748,18 @@ static napi_value js_peer_is_local(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// listenBacklog(fd: number): number | null
 // For a listening TCP socket the kernel reports its backlog (sk_max_ack_backlog, already capped by
-// net.core.somaxconn) in tcpi_sacked; null for any other socket or fd.
-static napi_value js_listen_backlog(napi_env env, napi_callback_info info) {
+// net.core.somaxconn) in tcpi_sacked and the connections waiting to be accepted in tcpi_unacked.
+// `fn(fd)` returns the one or the other, null for any other socket or fd.
+static napi_value listen_queue_number(napi_env env, napi_callback_info info, const char *fn, bool queued) {
   napi_value out;
-  int fd = sole_fd_arg(env, info, "listenBacklog");
+  int fd = sole_fd_arg(env, info, fn);
   if (fd < 0) return NULL;
   struct tcp_info ti;
   socklen_t len = sizeof ti;
   memset(&ti, 0, sizeof ti);
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) {
-    // ENOTSOCK, EOPNOTSUPP (not TCP): no backlog to tell. A closed fd is the caller's mistake.
+    // ENOTSOCK, EOPNOTSUPP (not TCP): nothing to tell. A closed fd is the caller's mistake.
     if (errno == EBADF) {
       throw_errno(env, errno, "getsockopt", "TCP_INFO");
       return NULL;
@@ -740,9 +770,19 @@ static napi_value js_listen_backlog(napi_env env, napi_callback_info info) {
   } else {
     // int32 like the other numbers here: each distinct napi_* function the addon calls is one more
     // lookup in node's symbol table, a page or two of it resident for good.
-    napi_create_int32(env, (int32_t)ti.tcpi_sacked, &out);
+    napi_create_int32(env, (int32_t)(queued ? ti.tcpi_unacked : ti.tcpi_sacked), &out);
   }
   return out;
+}
+
+// listenBacklog(fd: number): number | null
+static napi_value js_listen_backlog(napi_env env, napi_callback_info info) {
+  return listen_queue_number(env, info, "listenBacklog", false);
+}
+
+// acceptQueueLength(fd: number): number | null
+static napi_value js_accept_queue_length(napi_env env, napi_callback_info info) {
+  return listen_queue_number(env, info, "acceptQueueLength", true);
 }
 
 // No global state, so the module is safe to load in several contexts (worker threads, vitest).
@@ -761,6 +801,8 @@ NAPI_MODULE_INIT() {
       {"setReusePort", NULL, js_set_reuse_port, NULL, NULL, NULL, napi_enumerable, NULL},
       {"peerIsLocal", NULL, js_peer_is_local, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listenBacklog", NULL, js_listen_backlog, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"acceptQueueLength", NULL, js_accept_queue_length, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dropNewConnections", NULL, js_drop_new_connections, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

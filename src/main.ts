@@ -134,11 +134,15 @@ async function modernCli(): Promise<Command> {
   program
     .command('socket-filter')
     .description("attach the this-host-only filter to the sockets systemd passes (epmd-ng-filter.service runs it)")
-    .action(() => socketStep('filterActivatedSockets'));
+    .action(() => {
+      const report = socketSteps.filterActivatedSockets();
+      report.lines.forEach(sayStep);
+      process.exit(report.code);
+    });
   program
-    .command('share-sockets')
-    .description("set SO_REUSEPORT on the listening sockets systemd passes, so that epmd-ng.socket can bind beside them (epmd-ng-handover.service runs it)")
-    .action(() => socketStep('shareActivatedSockets'));
+    .command('hand-over-sockets')
+    .description("hold the listening sockets systemd passes open beside epmd-ng.socket (SO_REUSEPORT) until stopped, then close them to new connections and wait for their queues to empty (epmd-ng-handover.service runs it)")
+    .action(async () => process.exit(await socketSteps.handOverSockets(untilStopped(), sayStep)));
   program
     .command('take-over')
     .description("record the nodes another epmd on the port serves as provisional entries in epmd-ng's snapshot (run before replacing it)")
@@ -157,11 +161,22 @@ async function modernCli(): Promise<Command> {
   return program;
 }
 
-/** Runs one of the socket steps of small oneshot units and exits with its status. */
-async function socketStep(step: 'filterActivatedSockets' | 'shareActivatedSockets'): Promise<never> {
-  const report = socketSteps[step]();
-  process.stderr.write(report.lines.map((l) => `epmd-ng: ${l}\n`).join(''));
-  process.exit(report.code);
+/** One line of a socket step, for the journal. */
+function sayStep(line: string): void {
+  process.stderr.write(`epmd-ng: ${line}\n`);
+}
+
+/** Settles on SIGTERM (`systemctl stop`) or SIGINT, and keeps the process alive until then. */
+function untilStopped(): Promise<void> {
+  return new Promise((resolve) => {
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    const stop = () => {
+      clearInterval(keepAlive);
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
 }
 
 function parsePositive(value: string, what: string): number {

@@ -47,7 +47,13 @@ export interface SdNative {
   /** Attaches (true) or removes (false) the this-host-only socket filter on any socket. */
   setThisHostOnly(fd: number, on: boolean): void;
   /** Which classic socket filter the socket has. */
-  filterState(fd: number): 'none' | 'this-host-only' | 'other';
+  filterState(fd: number): 'none' | 'this-host-only' | 'no-new-connections' | 'other';
+  /**
+   * Attaches the no-new-connections filter to a listening socket (replacing any other): SYNs are
+   * dropped, so it takes no new connection (its clients send the SYN again after 1 s, to whichever
+   * socket listens then), and the handshakes it has begun complete.
+   */
+  dropNewConnections(fd: number): void;
   /**
    * One datagram to an AF_UNIX address, never blocking: false when the receiver's queue is full.
    * `largeAsMemfd`: a payload too large for a datagram is passed as a sealed memfd (journald's
@@ -63,6 +69,8 @@ export interface SdNative {
   peerIsLocal(fd: number): boolean | null;
   /** The accept-queue limit of a listening TCP socket (capped by net.core.somaxconn); null for other fds. */
   listenBacklog(fd: number): number | null;
+  /** How many connections wait in the accept queue of a listening TCP socket; null for other fds. */
+  acceptQueueLength(fd: number): number | null;
 }
 
 export interface ListenTcpOptions {

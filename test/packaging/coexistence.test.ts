@@ -86,13 +86,17 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       await ok('mkdir -p /etc/systemd/system/epmd-ng.service.d && printf "[Service]\\nEnvironment=EPMD_NG_PROVISIONAL_TTL=6\\n" > /etc/systemd/system/epmd-ng.service.d/ttl.conf');
       const pollFile = path.join(shareDir(name), 'poll-install.jsonl');
       await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-install node /host/names-poller.cjs /host/poll-install.jsonl /run/poll-stop 50 4369 127.0.0.1,::1');
+      // And a flood over IPv6, which the kernel gives to erlang-base's older dual-stack socket
+      // until it closes: a connection still queued there then would be reset.
+      const floodFiles = [1, 2].map((i) => path.join(shareDir(name), `flood-${i}.jsonl`));
+      for (const i of [1, 2]) await ok(`systemd-run -q --unit=poller-flood-${i} node /host/names-poller.cjs /host/flood-${i}.jsonl /run/poll-stop 0 4369 ::1`);
       await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
       const pollsBefore = readPolls(pollFile).length;
       const out = await ok(`cd /host && apt-get install -y ./${deb} 2>&1`);
       const pollsDuring = readPolls(pollFile).length - pollsBefore;
       await new Promise((r) => setTimeout(r, 3000));
       await ok('touch /run/poll-stop');
-      await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-install')).stdout.trim() !== 'active');
+      await waitFor('the pollers to finish', async () => (await sh('systemctl is-active poller-install poller-flood-1 poller-flood-2')).stdout.split('\n').every((l) => l !== 'active'));
 
       expect(out).toContain("epmd-ng: stopping erlang-base's epmd.socket");
       expect(out).toContain("epmd-ng: serving port 4369 beside erlang-base's epmd until it has stopped");
@@ -108,6 +112,18 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       );
       expect(pollsDuring).toBeGreaterThanOrEqual(3);
       expect(bad.slice(0, 10)).toEqual([]);
+      // Every connection of the flood was answered with both names: no reset while erlang-base's
+      // socket was retired (epmd-ng-handover.service closes it to new connections and waits until
+      // OTP's epmd has accepted the queued ones), and none refused.
+      const flood = floodFiles.flatMap(readPolls);
+      const floodBad = flood.filter((p) => p.error !== undefined || !['app', 'c0'].every((n) => p.names?.includes(n)));
+      console.log(`the IPv6 flood meanwhile: ${flood.length} polls, slowest ${Math.max(...flood.map((p) => p.ms))} ms, ${floodBad.length} bad`);
+      expect(flood.length).toBeGreaterThan(200);
+      expect(floodBad.slice(0, 10)).toEqual([]);
+      const handOver = await ok('journalctl -q -o cat -u epmd-ng-handover.service');
+      expect(handOver).toContain('(epmd.socket): takes no new connections (their clients try again in 1 s)');
+      expect(handOver).toMatch(/accept queues empty after \d+ ms: the epmd serving these sockets can stop/);
+      expect((await show('epmd-ng-handover.service', 'ActiveState', 'Result')).Result).toBe('success');
       // The daemon that served during the switch was restarted onto the socket's new sockets.
       expect((await show('epmd-ng.socket', 'ActiveState')).ActiveState).toBe('active');
       expect((await show('epmd-ng-ready.service', 'ActiveState')).ActiveState).toBe('active');

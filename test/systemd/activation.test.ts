@@ -172,26 +172,3 @@ describe('-systemd without socket activation', () => {
     expect(err).toContain('systemd provides no sockets');
   });
 });
-
-describe('epmd-ng share-sockets (what epmd-ng-handover.service runs)', () => {
-  it('sets SO_REUSEPORT on every listening socket passed, one line each, and exits 0', async () => {
-    const a = await activate(['share-sockets']);
-    // systemd-socket-activate runs the command on the first connection.
-    const trigger = net.connect(a.port, '127.0.0.1', () => trigger.destroy());
-    trigger.on('error', () => {});
-    expect(await a.exited).toBe(0);
-    const lines = a.stderr().split('\n').filter((l) => l.startsWith('epmd-ng:'));
-    expect(lines).toEqual([
-      'epmd-ng: fd 3 (epmd): SO_REUSEPORT set: a socket with ReusePort=yes can bind its port beside it',
-      'epmd-ng: fd 4 (epmd): SO_REUSEPORT set: a socket with ReusePort=yes can bind its port beside it',
-    ]);
-  });
-
-  it('without sockets from systemd: one line saying which unit runs it, exit 1', async () => {
-    const proc = spawn(process.execPath, [bundle, 'share-sockets'], { env: cleanEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    proc.stderr.on('data', (d) => (err += d.toString()));
-    expect(await new Promise((resolve) => proc.on('exit', resolve))).toBe(1);
-    expect(err).toBe('epmd-ng: systemd passed no listening sockets (run by epmd-ng-handover.service, with Sockets=epmd.socket)\n');
-  });
-});

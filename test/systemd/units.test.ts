@@ -28,6 +28,20 @@ describe('shipped unit files', () => {
     expect(score).toBeLessThanOrEqual(1.5);
   });
 
+  it('epmd-ng-handover.service holds erlang-base\'s socket until stopped, never past it, with CAP_NET_ADMIN alone, and scores at most 1.5', () => {
+    const text = execFileSync('cat', [unit('epmd-ng-handover.service')], { encoding: 'utf8' });
+    // Type=notify: the postinst starts epmd-ng.socket only once SO_REUSEPORT is set. BindsTo= and
+    // After=: stopped before erlang-base's units when they stop together, and never holding their
+    // socket open once they have gone.
+    for (const line of ['Type=notify', 'NotifyAccess=main', 'Sockets=epmd.socket', 'NonBlocking=yes', 'BindsTo=epmd.socket', 'After=epmd.socket epmd.service', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'AmbientCapabilities=CAP_NET_ADMIN', 'DynamicUser=yes', 'PrivateNetwork=yes', 'ExecStart=/usr/bin/node /usr/lib/epmd-ng/epmd-ng.mjs hand-over-sockets']) {
+      expect(text).toMatch(new RegExp(`^${line.replace(/\./g, '\\.')}$`, 'm'));
+    }
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', '--no-pager', unit('epmd-ng-handover.service')], { encoding: 'utf8' });
+    const score = Number(/Overall exposure level for epmd-ng-handover\.service: ([\d.]+)/.exec(r.stdout)?.[1]);
+    expect(score).toBeGreaterThan(0);
+    expect(score).toBeLessThanOrEqual(1.5);
+  });
+
   it('the socket listens on every address, as two IPv6-only/IPv4 sockets named for this host only', () => {
     const text = execFileSync('cat', [unit('epmd-ng.socket')], { encoding: 'utf8' });
     const listens = text.split('\n').filter((l) => l.startsWith('ListenStream='));
