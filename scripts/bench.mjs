@@ -7,9 +7,9 @@
 // is not what is measured. Server CPU per operation comes
 // from /proc/PID/stat (utime + stime, all threads). Prints markdown tables and writes the raw
 // figures to .cache/bench-<time>.json. Every run is bounded in time and count. Two extra
-// measurements: the same bundle with a smaller young generation (--max-semi-space-size=4), to
-// show what that limit would cost per lookup, and epmd-ng and the floor with V8's scavenge trace,
-// for the bytes per operation that outlive a scavenge. Memory is read once V8 has settled
+// measurements: the floor with the node flags epmd-ng runs with (the first line of its bundle),
+// so that epmd-ng's CPU per lookup is also compared with a floor on equal terms, and epmd-ng and
+// the floor with V8's scavenge trace, for the bytes per operation that outlive a scavenge. Memory is read once V8 has settled
 // (settledRss), also for a registry filled between registrations that come and go
 // (scripts/bench/interleaved-holder.mjs); the idle figures are medians of three fresh processes.
 //
@@ -149,17 +149,17 @@ const NG_LOG = { EPMD_NG_LOG_FORMAT: 'journal', EPMD_NG_LOG_LEVEL: 'warn' };
 const NG_ENV = { ...NG_LOG, EPMD_NG_MAX_CONNECTIONS: '19000' };
 const ng = () => new Server('epmd-ng', (port) => [bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV);
 const floor = () => new Server('floor', (port) => [node, floorScript, String(port)]);
-// The same bundle with semi-spaces of 4 MB instead of V8's 16: what that limit, which lowers the
-// RSS peak under a flood, would cost per lookup (README, Performance).
-const SMALL_YOUNG_GENERATION = '--max-semi-space-size=4';
-const ngSmallYoung = () =>
-  new Server('epmd-ng, 4 MB semi-spaces', (port) => [node, SMALL_YOUNG_GENERATION, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV);
+// The node flags of the bundle's first line ("#!/usr/bin/env -S node FLAGS"), which its unit's
+// ExecStart= repeats. The floor is measured on V8's defaults, and once more with these flags.
+const NG_NODE_FLAGS = /^#!\/usr\/bin\/env -S node(.*)$/.exec(fs.readFileSync(bundle, 'utf8').split('\n', 1)[0])?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+const floorWithNgFlags = () => new Server("floor, epmd-ng's node flags", (port) => [node, ...NG_NODE_FLAGS, floorScript, String(port)]);
 
 // The same two with V8's scavenge trace (--trace-gc-nvp) on standard output: how much of what
 // they allocate per operation outlives a scavenge, which is what the young generation's
 // collections cost (README, Performance: "What outlives a scavenge").
 const TRACE_GC = '--trace-gc-nvp';
-const ngTraced = () => new Server('epmd-ng, GC traced', (port) => [node, TRACE_GC, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV, 'inherit', path.join(cacheDir, 'bench-gc-ng.log'));
+const ngTraced = () =>
+  new Server('epmd-ng, GC traced', (port) => [node, ...NG_NODE_FLAGS, TRACE_GC, bundle, '-port', String(port), '-packet_timeout', LONG_TIMEOUT], NG_ENV, 'inherit', path.join(cacheDir, 'bench-gc-ng.log'));
 const floorTraced = () => new Server('floor, GC traced', (port) => [node, TRACE_GC, floorScript, String(port)], {}, 'inherit', path.join(cacheDir, 'bench-gc-floor.log'));
 
 /** A measurement on a traced server, with the bytes that survived its scavenges meanwhile, per operation. */
@@ -405,16 +405,16 @@ async function main() {
       add(`lookup, ${conc} clients: p99 µs`, r, 'p99_us', 0, 'lower');
       add(`lookup, ${conc} clients: server CPU µs/lookup`, r, 'cpuUsPerOp', 1, 'lower');
     }
-    const D = await ngSmallYoung().start();
-    let heldByD;
+    const FN = await floorWithNgFlags().start();
+    let heldByFN;
     try {
-      heldByD = await D.hold(1);
-      const heap = interleaved([N, D, F], (s) => s.measure('req', lookups(1, 16)));
-      add(`lookup, 16 clients: server CPU µs/lookup, epmd-ng with ${SMALL_YOUNG_GENERATION}`, { ng: heap.get(D), floor: heap.get(F) }, 'cpuUsPerOp', 1, 'lower');
-      add("… the same run, epmd-ng as installed (V8's default heap flags)", { ng: heap.get(N), floor: heap.get(F) }, 'cpuUsPerOp', 1, 'lower');
+      heldByFN = await FN.hold(1);
+      const flags = interleaved([N, FN, F], (s) => s.measure('req', lookups(1, 16)));
+      add(`lookup, 16 clients: server CPU µs/lookup, the floor with epmd-ng's node flags (${NG_NODE_FLAGS.join(' ') || 'none'})`, { ng: flags.get(N), floor: flags.get(FN) }, 'cpuUsPerOp', 1, 'lower');
+      add("… the same run, the floor on V8's defaults", { ng: flags.get(N), floor: flags.get(F) }, 'cpuUsPerOp', 1, 'lower');
     } finally {
-      await heldByD?.release();
-      await D.stop();
+      await heldByFN?.release();
+      await FN.stop();
     }
     const [NT, FT] = [await ngTraced().start(), await floorTraced().start()];
     const traceHolds = await Promise.all([NT.hold(1), FT.hold(1)]);

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec node dist/epmd-ng.mjs "$@"
+# As an executable: its first line has the node flags it runs with.
+exec dist/epmd-ng.mjs "$@"

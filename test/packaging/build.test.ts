@@ -85,7 +85,7 @@ describe('npm run package', () => {
       const tmp = fs.mkdtempSync('/tmp/epmd-ng-deb-');
       try {
         run('dpkg-deb', ['-x', pkgs.deb, tmp]);
-        expect(fs.readFileSync(path.join(tmp, 'usr/lib/epmd-ng/epmd-ng.mjs'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/node');
+        expect(fs.readFileSync(path.join(tmp, 'usr/lib/epmd-ng/epmd-ng.mjs'), 'utf8').split('\n')[0]).toBe('#!/usr/bin/node --single-threaded-gc');
         const defaults = fs.readFileSync(path.join(tmp, 'etc/default/epmd-ng'), 'utf8');
         for (const v of ['ERL_EPMD_ADDRESS', 'ERL_EPMD_PORT', 'ERL_EPMD_RELAXED_COMMAND_CHECK', 'EPMD_NG_OPTS', 'EPMD_NG_MAX_CONNECTIONS', 'EPMD_NG_LOG_LEVEL']) {
           expect(defaults, v).toMatch(new RegExp(`^#${v}=`, 'm'));

@@ -74,6 +74,7 @@ describe('the .deb under a real systemd', () => {
     expect(s.ActiveState).toBe('active');
     expect(Number(s.MainPID)).toBeGreaterThan(0);
     expect((await ok(`readlink /proc/${s.MainPID}/exe`)).trim()).toBe('/usr/bin/node');
+    expect((await ok(`tr '\\0' ' ' < /proc/${s.MainPID}/cmdline`)).trim()).toBe('/usr/bin/node --single-threaded-gc /usr/lib/epmd-ng/epmd-ng.mjs -systemd');
     expect((await ok('epmd -names')).trim()).toBe('epmd: up and running on port 4369 with data:');
   });
 

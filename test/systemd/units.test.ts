@@ -1,5 +1,6 @@
 // Static checks of the shipped unit files with systemd's own tools (no PID 1 needed).
 import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { THIS_HOST_ONLY_FD_NAME } from '../../src/server/listeners.js';
@@ -68,6 +69,10 @@ describe('shipped unit files', () => {
     for (const line of ['Type=notify', 'Restart=on-failure', 'LimitCORE=0', 'StateDirectory=epmd-ng', 'Wants=epmd-ng-ready.service', 'PartOf=epmd-ng-ready.service', 'Also=epmd-ng.socket epmd-ng-ready.service']) {
       expect(text).toMatch(new RegExp(`^${line.replace('.', '\\.')}$`, 'm'));
     }
+    // The node flags of the bundle's first line (src/main.ts), which the packages keep: at most one.
+    const flags = /^#!\/usr\/bin\/env -S node((?: --[a-z-]+)?)$/.exec(fs.readFileSync(path.join(repoRoot, 'src/main.ts'), 'utf8').split('\n')[0]!)?.[1];
+    expect(flags).toBeDefined();
+    expect(text).toMatch(new RegExp(`^ExecStart=/usr/bin/node${flags} /usr/lib/epmd-ng/epmd-ng\\.mjs -systemd \\$EPMD_NG_OPTS$`, 'm'));
     expect(Number(/^WatchdogSec=(\d+)s$/m.exec(text)?.[1])).toBeGreaterThan(0);
     expect(Number(/^LimitNOFILE=(\d+)$/m.exec(text)?.[1])).toBeGreaterThan(1024);
     // Never the epmd.service name itself: a crash would then restart every application that Requires= it.
