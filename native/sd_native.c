@@ -556,6 +556,7 @@ static struct sock_filter no_new_connections[] = {
     BPF_STMT(BPF_RET | BPF_K, 0),
     BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
 };
+_Static_assert(sizeof no_new_connections <= sizeof this_host_only, "filterState reads at most this_host_only's length");
 
 #define PROGRAM(code) {sizeof code / sizeof code[0], code}
 static int attach_filter(int fd, struct sock_fprog prog) {
