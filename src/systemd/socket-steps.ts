@@ -78,6 +78,14 @@ export interface HandOverTiming {
 export const HAND_OVER_TIMING: HandOverTiming = { drainLimitMs: 5000, settleMs: 250, pollMs: 10 };
 
 /**
+ * The name systemd gives the sockets of erlang-base's epmd.socket (its unit sets no
+ * FileDescriptorName=). Once epmd.socket is epmd-ng.socket's alias, a started hand-over would get
+ * epmd-ng's own sockets, named otherwise (epmd-local, or a drop-in's name), and stopping it would
+ * close them to new connections for good: it refuses them.
+ */
+export const ERLANG_BASE_FD_NAME = 'epmd.socket';
+
+/**
  * `epmd-ng hand-over-sockets`: shares the passed sockets, says READY=1, and once `stopRequested`
  * settles closes them to new connections and waits for their queues to empty. Lines go to `say`
  * as they happen (the journal); the code is 1 when a socket could not be shared or closed.
@@ -94,6 +102,11 @@ export async function handOverSockets(
     return passed.failed.code;
   }
   const { fds, native } = passed;
+  const foreign = fds.filter((f) => f.name !== ERLANG_BASE_FD_NAME);
+  if (foreign.length > 0) {
+    say(`refusing to hand over ${foreign.map((f) => `fd ${f.fd} (${f.name})`).join(', ')}: not erlang-base's epmd.socket (is epmd.socket epmd-ng's own already?)`);
+    return 1;
+  }
   const shared = onEach(fds, (fd) => {
     native.setReusePort(fd);
     return 'SO_REUSEPORT set: a socket with ReusePort=yes can bind its port beside it';

@@ -195,6 +195,20 @@ describe('epmd-ng hand-over-sockets (what epmd-ng-handover.service runs)', () =>
     for (const r of await Promise.all(stuck)) expect(r).toMatchObject({ end: 'FIN', recv: expect.objectContaining({ length: 4 }) });
   }, 30_000);
 
+  it('refuses sockets that are not erlang-base\'s (epmd-ng\'s own, once epmd.socket is its alias): touches nothing, exit 1', async () => {
+    const port = await freePort();
+    const fd = native.listenTcp('::', port, { ipv6Only: true, thisHostOnly: true });
+    try {
+      const step = runActivated(['hand-over-sockets'], [fd], 'epmd-local');
+      expect(await step.exited).toBe(1);
+      expect(step.stderr()).toBe("epmd-ng: refusing to hand over fd 3 (epmd-local): not erlang-base's epmd.socket (is epmd.socket epmd-ng's own already?)\n");
+      expect(native.sockInfo(fd)?.reusePort).toBe(false);
+      expect(native.filterState(fd)).toBe('this-host-only');
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   it('without sockets from systemd: one line saying which unit runs it, exit 1', async () => {
     const step = runActivated(['hand-over-sockets'], [], 'epmd.socket');
     expect(await step.exited).toBe(1);
