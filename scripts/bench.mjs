@@ -9,9 +9,10 @@
 // figures to .cache/bench-<time>.json. Every run is bounded in time and count. Two extra
 // measurements: the floor with the node flags epmd-ng runs with (the first line of its bundle),
 // so that epmd-ng's CPU per lookup is also compared with a floor on equal terms, and epmd-ng and
-// the floor with V8's scavenge trace, for the bytes per operation that outlive a scavenge. Memory is read once V8 has settled
-// (settledRss), also for a registry filled between registrations that come and go
-// (scripts/bench/interleaved-holder.mjs); the idle figures are medians of three fresh processes.
+// the floor with V8's scavenge trace, for the bytes per operation that outlive a scavenge.
+// Memory is read once V8 has settled (settledRss), also for a registry filled between
+// registrations that come and go (scripts/bench/interleaved-holder.mjs); the idle figures are
+// medians of three fresh processes.
 //
 // Environment: BENCH_ROUNDS, BENCH_SECONDS (per measurement, default 2), BENCH_NODE18=0 to skip
 // the start-up measurement on Debian's Node 18 in the nspawn root (done when run as root).

@@ -67,15 +67,11 @@ export function filterActivatedSockets(env: NodeJS.ProcessEnv = process.env): St
   });
 }
 
-export interface HandOverTiming {
-  /** How long to wait for the serving epmd to empty the accept queues. */
-  drainLimitMs: number;
-  /** After that, time for it to answer the connections it accepted last (it answers in microseconds). */
-  settleMs: number;
-  pollMs: number;
-}
-
-export const HAND_OVER_TIMING: HandOverTiming = { drainLimitMs: 5000, settleMs: 250, pollMs: 10 };
+/** How long the hand-over waits for the serving epmd to empty the accept queues. */
+const DRAIN_LIMIT_MS = 5000;
+/** After that, time for it to answer the connections it accepted last (it answers in microseconds). */
+const SETTLE_MS = 250;
+const POLL_MS = 10;
 
 /**
  * The name systemd gives the sockets of erlang-base's epmd.socket (its unit sets no
@@ -94,7 +90,6 @@ export async function handOverSockets(
   stopRequested: Promise<unknown>,
   say: (line: string) => void,
   env: NodeJS.ProcessEnv = process.env,
-  timing: HandOverTiming = HAND_OVER_TIMING,
 ): Promise<number> {
   const passed = passedListeners(env, 'epmd-ng-handover.service, with Sockets=epmd.socket');
   if ('failed' in passed) {
@@ -123,13 +118,14 @@ export async function handOverSockets(
   closed.lines.forEach(say);
   const started = Date.now();
   const queued = () => fds.reduce((n, { fd }) => n + (native.acceptQueueLength(fd) ?? 0), 0);
-  while (queued() > 0 && Date.now() - started < timing.drainLimitMs) await sleep(timing.pollMs);
+  while (queued() > 0 && Date.now() - started < DRAIN_LIMIT_MS) await sleep(POLL_MS);
   const left = queued();
   if (left > 0) {
-    say(`${left} connection(s) still queued after ${timing.drainLimitMs} ms: the epmd serving these sockets does not accept them, and their clients will be reset when it stops`);
+    say(`${left} connection(s) still queued after ${DRAIN_LIMIT_MS} ms: the epmd serving these sockets does not accept them, and their clients will be reset when it stops`);
     return 1;
   }
-  await sleep(timing.settleMs);
-  say(`accept queues empty after ${Date.now() - started - timing.settleMs} ms: the epmd serving these sockets can stop`);
+  const drained = Date.now() - started;
+  await sleep(SETTLE_MS);
+  say(`accept queues empty after ${drained} ms: the epmd serving these sockets can stop`);
   return closed.code;
 }
