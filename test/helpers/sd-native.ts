@@ -2,6 +2,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { loadNative, type SdNative } from '../../src/systemd/native.js';
 import { repoRoot } from './daemon.js';
 
 /**
@@ -13,6 +14,13 @@ export function ensureNativeBuilt(): void {
   execFileSync(process.execPath, [path.join(repoRoot, 'scripts/build-native.mjs'), '--if-stale'], {
     stdio: 'inherit',
   });
+}
+
+/** The addon, for tests that filter TCP sockets: Linux 6.18 and later want CAP_NET_ADMIN for it. */
+export function nativeAsRoot(): SdNative {
+  if (process.getuid?.() !== 0) throw new Error('needs root: Linux 6.18+ wants CAP_NET_ADMIN to filter TCP sockets');
+  ensureNativeBuilt();
+  return loadNative();
 }
 
 export interface ReceivedFd {

@@ -4,9 +4,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadNative, type SdNative } from '../../src/systemd/native.js';
+import type { SdNative } from '../../src/systemd/native.js';
 import { freePort } from '../helpers/ports.js';
-import { ensureNativeBuilt } from '../helpers/sd-native.js';
+import { nativeAsRoot } from '../helpers/sd-native.js';
 
 const opened: { fds: number[]; sockets: net.Socket[]; servers: net.Server[] } = { fds: [], sockets: [], servers: [] };
 afterEach(() => {
@@ -40,9 +40,7 @@ async function queueReaches(native: SdNative, fd: number, n: number): Promise<vo
 describe('retiring a listening socket (the addon)', () => {
   let native: SdNative;
   beforeAll(() => {
-    if (process.getuid?.() !== 0) throw new Error('needs root: Linux 6.18+ wants CAP_NET_ADMIN to filter TCP sockets');
-    ensureNativeBuilt();
-    native = loadNative();
+    native = nativeAsRoot();
   });
 
   it('acceptQueueLength counts the connections waiting to be accepted; null for other fds', async () => {
