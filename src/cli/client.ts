@@ -22,8 +22,12 @@ function connect(host: string, port: number): Promise<net.Socket | null> {
   });
 }
 
-/** Sends one framed request to the local epmd ([::1] first, then 127.0.0.1, as OTP's client does) and reads until close. */
-export async function ask(port: number, payload: Buffer): Promise<{ reply: Buffer; failed: boolean } | null> {
+/**
+ * Sends one framed request to the local epmd ([::1] first, then 127.0.0.1, as OTP's client does)
+ * and reads until close. Like OTP's client it waits as long as the connection stays open, unless
+ * given `timeoutMs`: then it gives up (failed, timedOut) on an epmd that accepts but does not answer.
+ */
+export async function ask(port: number, payload: Buffer, timeoutMs?: number): Promise<{ reply: Buffer; failed: boolean; timedOut: boolean } | null> {
   const socket = (await connect('::1', port)) ?? (await connect('127.0.0.1', port));
   if (!socket) return null;
   const header = Buffer.alloc(2);
@@ -31,9 +35,14 @@ export async function ask(port: number, payload: Buffer): Promise<{ reply: Buffe
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let failed = false;
+    let timedOut = false;
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = failed = true), socket.destroy()), timeoutMs);
     socket.on('data', (d) => chunks.push(d));
     socket.on('error', () => (failed = true));
-    socket.on('close', () => resolve({ reply: Buffer.concat(chunks), failed }));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ reply: Buffer.concat(chunks), failed, timedOut });
+    });
     socket.write(Buffer.concat([header, payload]));
   });
 }

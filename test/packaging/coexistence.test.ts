@@ -194,6 +194,29 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
     }, 60_000);
   });
 
+  describe('erlang-base\'s epmd stuck (SIGSTOP) during the first installation', () => {
+    it('take-over and the hand-over each give up after 5 s with one line, and the installation goes on: epmd-ng serves', async () => {
+      await ok('systemctl start epmd.socket epmd.service');
+      await waitFor("OTP's epmd", async () => (await sh('epmd -names')).code === 0);
+      await ok(`kill -STOP ${(await show('epmd.service', 'MainPID')).MainPID}`);
+      const t0 = Date.now();
+      // take-over's own NAMES connection stays in erlang-base's accept queue, which its stopped
+      // epmd never empties: the hand-over's wait runs out.
+      const out = await ok(`cd /host && apt-get install -y ./${deb} 2>&1`);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(10_000);
+      expect(out).toContain('epmd-ng: the epmd on port 4369 accepts but did not answer within 5 s; nothing taken over');
+      expect(out).toContain("epmd-ng: erlang-base's epmd did not accept every queued connection within 5 s; their clients will be reset (journalctl -u epmd-ng-handover.service)");
+      expect(await ok('journalctl -q -o cat -u epmd-ng-handover.service')).toMatch(/still queued after 5000 ms/);
+      expect((await sh('pgrep -u epmd -x epmd')).code).not.toBe(0);
+      expect(await epmdServer()).toMatchObject({ id: 'epmd-ng.service', comm: 'node' });
+      // The restarted daemon serves the sockets it kept 1 s longer, for what was queued there.
+      await waitFor('the kept sockets to be drained', async () => (await listening()).length === 2);
+      expect(await listening()).toEqual(['0.0.0.0:4369', '[::]:4369']);
+      expect((await ok('epmd -names')).split('\n')[0]).toBe('epmd: up and running on port 4369 with data:');
+      await ok('apt-get purge -y epmd-ng && systemctl reset-failed epmd-ng-handover.service 2>/dev/null; systemctl stop epmd.socket epmd.service');
+    }, 90_000);
+  });
+
   describe('epmd-ng first, then erlang-base', () => {
     it('a root without erlang-base: purged, with its units and its epmd user', async () => {
       await ok('dpkg --purge erlang-base');

@@ -89,6 +89,26 @@ describe('take-over from a running OTP epmd', () => {
     expect(cnode.probes).toBeGreaterThanOrEqual(2);
   }, 30_000);
 
+  it('an epmd that accepts but cannot answer (stopped): gives up after 5 s with one line, takes nothing, exit 0', async () => {
+    const port = await freePort();
+    const proc = spawn('/usr/bin/epmd', ['-port', String(port)], { env: cleanEnv(), stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    cleanups.push(async () => {
+      proc.kill('SIGKILL');
+      await exited;
+    });
+    await waitUntil("OTP's epmd", async () => (await runCli(['started', '-p', String(port)])).code === 0);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-take-over-'));
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    proc.kill('SIGSTOP');
+    const t0 = Date.now();
+    const r = await runCli(['take-over', '-p', String(port), '--state-dir', dir]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(4900);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`epmd-ng: the epmd on port ${port} accepts but did not answer within 5 s; nothing taken over (its nodes register with epmd-ng once it has stopped)\n`);
+    expect(fs.existsSync(path.join(dir, 'registry.json'))).toBe(false);
+  }, 30_000);
+
   it('nothing answering on the port: nothing to take over, exit 0', async () => {
     const port = await freePort();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-take-over-'));
