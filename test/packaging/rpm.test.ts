@@ -52,16 +52,26 @@ describe('the .rpm under a real systemd', () => {
     await waitNode('o1');
     const pollFile = path.join(shareDir(name), 'poll-install.jsonl');
     await ok('rm -f /run/poll-stop && systemd-run -q --unit=poller-install node /host/names-poller.cjs /host/poll-install.jsonl /run/poll-stop 50 4369 127.0.0.1,::1');
+    // And NAMES over IPv6 back to back: the distribution's dual-stack socket gets them until it
+    // closes, and epmd-ng-handover.service retires it without a reset (as in coexistence.test.ts).
+    const floodFile = path.join(shareDir(name), 'flood.jsonl');
+    await ok('systemd-run -q --unit=poller-flood node /host/names-poller.cjs /host/flood.jsonl /run/poll-stop 0 4369 ::1');
     await waitFor('the poller to start', async () => fs.existsSync(pollFile) && readPolls(pollFile).length >= 5);
     const out = await ok(`rpm -i --nodeps ${rpmFile()} 2>&1`);
     await new Promise((r) => setTimeout(r, 3000)); // o1 registers again with epmd-ng meanwhile
     await ok('touch /run/poll-stop');
-    await waitFor('the poller to finish', async () => (await sh('systemctl is-active poller-install')).stdout.trim() !== 'active');
+    await waitFor('the pollers to finish', async () => (await sh('systemctl is-active poller-install poller-flood')).stdout.split('\n').every((l) => l !== 'active'));
     expect(out).toContain("epmd-ng: serving port 4369 beside the distribution's epmd until it has stopped");
     const polls = readPolls(pollFile);
     const bad = polls.filter((p) => p.error !== undefined || !p.names?.includes('o1'));
     console.log(`rpm -i over the distribution's epmd: ${polls.length} polls, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
     expect(bad.slice(0, 10)).toEqual([]);
+    const flood = readPolls(floodFile);
+    const floodBad = flood.filter((p) => p.error !== undefined || !p.names?.includes('o1'));
+    console.log(`the IPv6 flood meanwhile: ${flood.length} polls, slowest ${Math.max(...flood.map((p) => p.ms))} ms, ${floodBad.length} bad`);
+    expect(flood.length).toBeGreaterThan(100);
+    expect(floodBad.slice(0, 10)).toEqual([]);
+    expect(await ok('journalctl -q -o cat -u epmd-ng-handover.service')).toMatch(/accept queues empty after \d+ ms/);
 
     expect((await ok("rpm -q --qf '%{VERSION}' epmd-ng")).trim()).toBe(pkgs.version);
     expect((await sh('systemctl is-enabled epmd-ng.service epmd-ng.socket epmd-ng-ready.service')).stdout.trim().split('\n')).toEqual(ENABLED);
