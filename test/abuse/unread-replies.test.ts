@@ -161,8 +161,11 @@ describe('replies nobody reads', () => {
     // test caused, 51 when each idle connection and then one replying connection were evicted.
     // Two slots are free again, so this request evicts nobody.
     const evictions = (await evictionCount(daemon.port)) - evictionsBefore;
-    expect(evicted, `bytes the evicted reader got; ${evictions} evictions`).toBeLessThan(fullLength);
-    expect(kept).toBe(fullLength);
+    // (And again on 2 December, with 51 evictions and the full reply for replying[0]: which one
+    // the lookup evicted, if not the oldest replying one, is the open question; see the figures.)
+    const figures = `replying[0] got ${evicted} bytes, replying[1] ${kept}, of ${fullLength}; ${evictions} evictions`;
+    expect(evicted, figures).toBeLessThan(fullLength);
+    expect(kept, figures).toBe(fullLength);
     expect(await namesCount(daemon.port)).toBe(NODES);
   }, 30_000);
 });
