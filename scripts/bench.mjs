@@ -468,14 +468,13 @@ async function main() {
     const startupOf = { otp: startup(O), ng: startup(N), floor: startup(F) };
     const node18 = startupOnNode18();
 
-    const names = { otp: "OTP's epmd", ng: 'epmd-ng', floor: 'floor' };
     console.log(`\nepmd-ng benchmark: ${os.cpus().length} × ${os.cpus()[0]?.model}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}; ${ROUNDS} interleaved rounds of ${SECONDS} s: medians, and ratios as the median of each round's ratio\n`);
     console.log(`| workload | OTP's epmd | epmd-ng | floor | epmd-ng / OTP | floor / OTP | epmd-ng / floor |`);
     console.log(`|---|---|---|---|---|---|---|`);
     for (const r of rows) {
-      const v = Object.fromEntries(Object.keys(names).map((k) => [k, r.results[k]?.[r.field]]));
-      const [o, n, f] = [r.results.otp, r.results.ng, r.results.floor];
-      console.log(`| ${r.workload} | ${fmt(v.otp, r.digits)} | ${fmt(v.ng, r.digits)} | ${fmt(v.floor, r.digits)} | ${pairedRatio(n, o, r.field)} | ${pairedRatio(f, o, r.field)} | ${pairedRatio(n, f, r.field)} |`);
+      const { otp: o, ng: n, floor: f } = r.results;
+      const cell = (x) => fmt(x?.[r.field], r.digits);
+      console.log(`| ${r.workload} | ${cell(o)} | ${cell(n)} | ${cell(f)} | ${pairedRatio(n, o, r.field)} | ${pairedRatio(f, o, r.field)} | ${pairedRatio(n, f, r.field)} |`);
     }
     console.log(`| RSS idle, MB, median of three fresh processes (bare \`node\`: ${fmt(bareMB, 2)}) | ${fmt(mem.otp.idleMB, 2)} | ${fmt(mem.ng.idleMB, 2)} | ${fmt(mem.floor.idleMB, 2)} | | | |`);
     console.log(`| RSS per held registration at 1,000, KB | ${fmt(mem.otp.perReg1000KB, 2)} | ${fmt(mem.ng.perReg1000KB, 2)} | ${fmt(mem.floor.perReg1000KB, 2)} | | | |`);
