@@ -8,14 +8,14 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bundle, startDaemon, type Daemon } from '../helpers/daemon.js';
+import { daemonCommand, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { frame, register, type Registration } from '../helpers/wire.js';
 import { exchange, launchDaemon, NAMES_REQ, port2Ok, sleep, u32 } from '../conformance/util.js';
 
 const IMPLS = [
-  { id: 'epmd-ng', command: [process.execPath, bundle] },
-  { id: "OTP's epmd", command: ['/usr/bin/epmd'] },
+  { id: 'epmd-ng', command: daemonCommand('ng') },
+  { id: "OTP's epmd", command: daemonCommand('otp') },
 ];
 
 /** SOMAXCONN as glibc defines it (what OTP's epmd passes to listen()), capped by the kernel. */

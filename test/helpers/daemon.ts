@@ -23,9 +23,9 @@ export function copyBundle(dir: string): string {
  */
 export const impl = process.env.EPMD_IMPL === 'otp' ? 'otp' : 'ng';
 
-/** The command (argv prefix) that runs the implementation under test. */
-export function daemonCommand(): string[] {
-  return impl === 'otp' ? ['/usr/bin/epmd'] : [process.execPath, bundle];
+/** The command (argv prefix) that runs an implementation: by default the one under test. */
+export function daemonCommand(which: 'ng' | 'otp' = impl): string[] {
+  return which === 'otp' ? ['/usr/bin/epmd'] : [process.execPath, bundle];
 }
 
 /** Environment without any ERL_EPMD_* or systemd variables leaking in from the caller. */

@@ -1,7 +1,7 @@
 // `epmd-ng take-over`: the registrations of a running OTP epmd (erlang-base's) become provisional
 // entries of epmd-ng's snapshot, so that epmd-ng serves them from its first start, before their
 // nodes register again; a node that never registers again stays while it answers the probe.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,15 +27,17 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** OTP's own epmd (erlang-base) on `port`; resolves once it answers. */
-async function otpEpmd(port: number): Promise<() => Promise<void>> {
+/** OTP's own epmd (erlang-base) on `port`, stopped after the test at the latest; resolves once it answers. */
+async function otpEpmd(port: number): Promise<{ proc: ChildProcess; stop(): Promise<void> }> {
   const proc = spawn('/usr/bin/epmd', ['-port', String(port)], { env: cleanEnv(), stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  await waitUntil("OTP's epmd", async () => (await runCli(['started', '-p', String(port)])).code === 0);
-  return async () => {
+  const stop = async () => {
     proc.kill('SIGKILL');
     await exited;
   };
+  cleanups.push(stop);
+  await waitUntil("OTP's epmd", async () => (await runCli(['started', '-p', String(port)])).code === 0);
+  return { proc, stop };
 }
 
 async function names(port: number): Promise<{ name: string; provisional: boolean }[]> {
@@ -45,8 +47,7 @@ async function names(port: number): Promise<{ name: string; provisional: boolean
 describe('take-over from a running OTP epmd', () => {
   it('its registrations are served at once by epmd-ng as provisional entries; a C node that never registers again stays', async () => {
     const port = await freePort();
-    const stopOtp = await otpEpmd(port);
-    cleanups.push(stopOtp);
+    const otp = await otpEpmd(port);
     // A C-style node: listens and answers the handshake, registers once.
     let creation = 0;
     const cnode = await fakeCNode('cnode@localhost', () => creation);
@@ -72,7 +73,7 @@ describe('take-over from a running OTP epmd', () => {
     expect(fs.statSync(path.join(dir, 'state')).mode & 0o777).toBe(0o700);
 
     // OTP's epmd goes; the C node's registration connection closes and it never registers again.
-    await stopOtp();
+    await otp.stop();
     const d = await startDaemon([], { port, env: { EPMD_NG_STATE_DIR: path.join(dir, 'state'), EPMD_NG_PROVISIONAL_TTL: '3' } });
     cleanups.push(() => d.stop());
     expect((await names(port)).map((n) => [n.name, n.provisional]).sort()).toEqual([
@@ -91,13 +92,7 @@ describe('take-over from a running OTP epmd', () => {
 
   it('an epmd that accepts but cannot answer (stopped): gives up after 5 s with one line, takes nothing, exit 0', async () => {
     const port = await freePort();
-    const proc = spawn('/usr/bin/epmd', ['-port', String(port)], { env: cleanEnv(), stdio: 'ignore' });
-    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    cleanups.push(async () => {
-      proc.kill('SIGKILL');
-      await exited;
-    });
-    await waitUntil("OTP's epmd", async () => (await runCli(['started', '-p', String(port)])).code === 0);
+    const { proc } = await otpEpmd(port);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'epmd-ng-take-over-'));
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
     proc.kill('SIGSTOP');

@@ -14,12 +14,11 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SdNative } from '../../src/systemd/native.js';
 import { NAMES_REQ, launchDaemon } from '../conformance/util.js';
-import { bundle, cleanEnv, repoRoot, type Daemon } from '../helpers/daemon.js';
+import { bundle, cleanEnv, daemonCommand, repoRoot, type Daemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { nativeAsRoot, startNotifyReceiver, type NotifyReceiver } from '../helpers/sd-native.js';
 import { exchange, register, type Registration } from '../helpers/wire.js';
 
-const OTP_EPMD = '/usr/bin/epmd';
 const started: { procs: ChildProcess[]; daemons: Daemon[]; receivers: NotifyReceiver[]; registrations: Registration[] } = {
   procs: [],
   daemons: [],
@@ -66,7 +65,7 @@ async function notifyReceiver(tag: string): Promise<NotifyReceiver> {
 async function otpOnDualStack(native: SdNative): Promise<{ otp: Daemon; fd: number; port: number }> {
   const port = await freePort();
   const fd = native.listenTcp('::', port, { ipv6Only: false });
-  const otp = await launchDaemon({ command: [OTP_EPMD], args: ['-systemd', '-port', String(port)], listenFds: [fd], probePort: port });
+  const otp = await launchDaemon({ command: daemonCommand('otp'), args: ['-systemd', '-port', String(port)], listenFds: [fd], probePort: port });
   started.daemons.push(otp);
   return { otp, fd, port };
 }
