@@ -88,7 +88,7 @@ const TICK_MS = 250;
  */
 export const PENDING_REPLY_BUDGET = 64 * 1024 * 1024;
 
-export type DropReason = 'idle' | 'write-deadline' | 'reply-budget';
+export type DropReason = 'idle' | 'write-deadline' | 'reply-budget' | 'evicted';
 
 /**
  * Connection bookkeeping: the eviction order under the connection cap, idle and write deadlines
@@ -202,15 +202,12 @@ export class ConnectionTable {
 
   /**
    * Makes room under the connection cap: the oldest connection still without a request, else
-   * the oldest one still replying. Registrations are never evicted. Returns the evicted one.
+   * the oldest one still replying. Registrations are never evicted. False if nothing could go.
    */
-  evictOne(): Connection | undefined {
+  evictOne(): boolean {
     const victim = this.waiting.first ?? this.replying.first;
-    if (victim) {
-      this.remove(victim);
-      victim.socket.destroy();
-    }
-    return victim;
+    if (victim) this.drop(victim, 'evicted');
+    return victim !== undefined;
   }
 
   /** Stops the deadline timer (orderly exit). */
@@ -241,6 +238,7 @@ export class ConnectionTable {
     if (this.timed.size === 0) this.stop();
   }
 
+  /** The callback comes first: it still sees the connection's phase and its open socket. */
   private drop(conn: Connection, reason: DropReason): void {
     this.dropped(conn, reason);
     this.remove(conn);

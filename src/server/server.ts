@@ -100,7 +100,7 @@ export class EpmdServer {
     private readonly log: Logger,
     private readonly hooks: ServerHooks = {},
   ) {
-    this.table = new ConnectionTable((settings.packetTimeout + 1) * 1000, (conn, reason) => this.timedOut(conn, reason));
+    this.table = new ConnectionTable((settings.packetTimeout + 1) * 1000, (conn, reason) => this.dropped(conn, reason));
     this.onError = function (err) {
       // The connection's number (Connection.id) is its descriptor, which the socket still has here.
       if (log.levelVal <= TRACE) log.trace({ conn: socketFd(this), err: err.message }, 'socket error');
@@ -166,16 +166,11 @@ export class EpmdServer {
 
   private accept(socket: net.Socket): void {
     this.counters.accepted++;
-    if (this.table.size >= this.settings.maxConnections) {
-      const evicted = this.table.evictOne();
-      if (!evicted) {
-        this.counters.refused++;
-        this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
-        socket.destroy();
-        return;
-      }
-      this.counters.evictions++;
-      this.violation('overload', { peer: evicted.peer, phase: evicted.phase }, 'connection limit reached, evicting the oldest connection without a registration');
+    if (this.table.size >= this.settings.maxConnections && !this.table.evictOne()) {
+      this.counters.refused++;
+      this.violation('overload', { limit: this.settings.maxConnections }, 'connection limit reached, refusing a connection');
+      socket.destroy();
+      return;
     }
     const conn = this.track(socket, 'reading');
     this.table.addReading(conn);
@@ -230,9 +225,15 @@ export class EpmdServer {
     if (conn.phase === 'reading' || conn.phase === 'registered') conn.socket.destroy();
   }
 
-  private timedOut(conn: Connection, reason: DropReason): void {
+  /** The table is about to close a connection: idle, too slow a reader, or evicted under the cap. */
+  private dropped(conn: Connection, reason: DropReason): void {
     if (reason === 'idle') {
       if (this.log.levelVal <= DEBUG) this.log.debug({ peer: conn.peer, received: conn.reader?.received ?? 0 }, 'idle connection closed');
+      return;
+    }
+    if (reason === 'evicted') {
+      this.counters.evictions++;
+      this.violation('overload', { peer: conn.peer, phase: conn.phase }, 'connection limit reached, evicting the oldest connection without a registration');
       return;
     }
     const message = reason === 'write-deadline' ? 'reply not taken within the packet timeout, connection closed' : 'too many bytes of replies waiting for slow readers, dropping the oldest';

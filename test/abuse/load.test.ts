@@ -4,6 +4,9 @@ import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { exchange, frame, hex, register, type Registration } from '../helpers/wire.js';
 
 /** Opens `count` connections that never send anything; resolves once all are connected. */
+/** Each socket's own port, which a destroyed socket no longer tells. */
+const localPorts = new WeakMap<net.Socket, number>();
+
 async function openIdle(port: number, count: number): Promise<net.Socket[]> {
   const sockets: net.Socket[] = [];
   const batch = 250;
@@ -11,7 +14,10 @@ async function openIdle(port: number, count: number): Promise<net.Socket[]> {
     const opened = await Promise.all(
       Array.from({ length: Math.min(batch, count - i) }, () => new Promise<net.Socket>((resolve, reject) => {
         const s = net.connect({ host: '127.0.0.1', port });
-        s.once('connect', () => resolve(s));
+        s.once('connect', () => {
+          localPorts.set(s, s.localPort!);
+          resolve(s);
+        });
         s.once('error', reject);
       })),
     );
@@ -88,7 +94,15 @@ describe('connection cap: idle clients cannot starve lookups', () => {
     const names = await exchange(daemon.port, frame(Buffer.from('n')));
     expect(names.recv.subarray(4).toString().split('\n').filter(Boolean)).toHaveLength(30);
     expect(nodes.every((n) => !n.socket.destroyed)).toBe(true);
-    expect(daemon.stderr()).toContain('connection limit reached');
+    // The warning names whom it evicted, and in which phase: the oldest idle connection first.
+    const evictions = daemon
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('"kind":"overload"'))
+      .map((line) => JSON.parse(line) as { peer: string; phase: string; msg: string });
+    const idlePeers = new Set(sockets.map((s) => `127.0.0.1:${localPorts.get(s)}`));
+    expect(evictions.length).toBeGreaterThan(0);
+    for (const e of evictions) expect(e).toMatchObject({ peer: expect.toSatisfy((p: string) => idlePeers.has(p)), phase: 'reading', msg: expect.stringContaining('evicting the oldest') });
   });
 });
 

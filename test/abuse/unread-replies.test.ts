@@ -139,6 +139,7 @@ describe('replies nobody reads', () => {
     const replying: net.Socket[] = [];
     const idle: net.Socket[] = [];
     for (let i = 0; i < SPARE / 2; i++) replying.push(await unreadRequest(daemon.port, NAMES));
+    const ports = replying.map((s) => s.localPort);
     for (let i = 0; i < SPARE / 2; i++) idle.push(await openIdle(daemon.port));
     sockets.push(...replying, ...idle);
     await until('all of them are accepted', () => openFds(daemon.pid) >= baselineFds + SPARE, 5000);
@@ -163,7 +164,8 @@ describe('replies nobody reads', () => {
     const evictions = (await evictionCount(daemon.port)) - evictionsBefore;
     // (And again on 2 December, with 51 evictions and the full reply for replying[0]: which one
     // the lookup evicted, if not the oldest replying one, is the open question; see the figures.)
-    const figures = `replying[0] got ${evicted} bytes, replying[1] ${kept}, of ${fullLength}; ${evictions} evictions`;
+    const lastEvicted = daemon.stderr().split('\n').filter((l) => l.includes('evicting the oldest')).at(-1);
+    const figures = `replying[0] (port ${ports[0]}) got ${evicted} bytes, replying[1] (port ${ports[1]}) ${kept}, of ${fullLength}; ${evictions} evictions, the last: ${lastEvicted}`;
     expect(evicted, figures).toBeLessThan(fullLength);
     expect(kept, figures).toBe(fullLength);
     expect(await namesCount(daemon.port)).toBe(NODES);

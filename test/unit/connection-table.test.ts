@@ -21,13 +21,22 @@ describe('ConnectionTable', () => {
   afterEach(() => vi.useRealTimers());
 
   it('evicts the oldest reading connection, then the oldest replying one, never a registration', () => {
-    const table = new ConnectionTable(60_000, record);
+    // The callback sees each victim before it is closed (the server logs its phase and its peer,
+    // which a destroyed socket no longer tells).
+    const seen: [Connection, string, string, boolean][] = [];
+    const table = new ConnectionTable(60_000, (conn, reason) => void seen.push([conn, reason, conn.phase, (conn as ReturnType<typeof fakeConnection>).destroyed()]));
     const reg = fakeConnection('registered');
     table.addRegistered(reg);
     const [r1, r2, q1, q2] = [fakeConnection(), fakeConnection(), fakeConnection(), fakeConnection()];
     for (const c of [q1, r1, q2, r2]) table.addReading(c);
     for (const q of [q1, q2]) table.startReply(q);
-    expect([table.evictOne(), table.evictOne(), table.evictOne(), table.evictOne(), table.evictOne()]).toEqual([r1, r2, q1, q2, undefined]);
+    expect([table.evictOne(), table.evictOne(), table.evictOne(), table.evictOne(), table.evictOne()]).toEqual([true, true, true, true, false]);
+    expect(seen).toEqual([
+      [r1, 'evicted', 'reading', false],
+      [r2, 'evicted', 'reading', false],
+      [q1, 'evicted', 'replying', false],
+      [q2, 'evicted', 'replying', false],
+    ]);
     expect([r1, r2, q1, q2].every((c) => c.destroyed() && c.phase === 'closed')).toBe(true);
     expect(reg.destroyed()).toBe(false);
     expect(table.size).toBe(1);
