@@ -9,7 +9,6 @@ import {
   bindAddresses,
   describeReach,
   formatAddress,
-  listener,
   MAX_LISTEN_SOCKETS,
   planAddresses,
   serveFd,
@@ -75,7 +74,7 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
       for (const s of sockets) {
         const thisHostOnly = s.name === THIS_HOST_ONLY_FD_NAME;
         const filter = applyFilter(s.fd, thisHostOnly, native);
-        listeners.push(listener(await serveFd(s.fd, native), thisHostOnly, filter));
+        listeners.push(await serveFd(s.fd, native, thisHostOnly, filter));
       }
       warnUnfiltered(listeners, log);
       return { ok: true, listeners, activated: true };
@@ -117,7 +116,7 @@ async function retireOrphans(kept: SortedListeners, listeners: Listener[], serve
   const orphans: { storeName: string; listener: Listener }[] = [];
   for (const f of kept.orphans) {
     const thisHostOnly = socketNameOf(f.name) === THIS_HOST_ONLY_FD_NAME;
-    orphans.push({ storeName: f.name, listener: listener(await serveFd(f.fd, native), thisHostOnly, applyFilter(f.fd, thisHostOnly, native)) });
+    orphans.push({ storeName: f.name, listener: await serveFd(f.fd, native, thisHostOnly, applyFilter(f.fd, thisHostOnly, native)) });
   }
   kept.current.forEach((f, i) => {
     const older = orphans.filter((o) => sameAddress(o.listener.server, listeners[i]!.server)).length;
@@ -331,6 +330,10 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       addresses,
       reach,
       activated,
+      listeners: listeners.map((l) => {
+        const queue = l.acceptQueue?.() ?? null;
+        return { address: formatAddress(l.server), backlog: queue?.backlog ?? null, queued: queue?.queued ?? null };
+      }),
       nodes: { active: registry.size, provisional: registry.provisionalNewestFirst().length },
       connections: { open: server.connectionCount, max: server.maxConnections, accepted: counters.accepted, evictions: counters.evictions, refused: counters.refused },
       requests: counters.requests,

@@ -28,6 +28,17 @@ export interface Listener {
    * socket before it listened (systemd's sockets, a filter attached late, or none).
    */
   checkPeers: boolean;
+  /**
+   * Reads the socket's accept queue now (for `epmd-ng status`); absent when the daemon does not
+   * know the socket's fd (Node's own listen, without the addon).
+   */
+  acceptQueue?: () => AcceptQueue | null;
+}
+
+/** A listening socket's accept queue: its limit (the backlog) and the connections waiting in it. */
+export interface AcceptQueue {
+  backlog: number;
+  queued: number;
 }
 
 /** Whether the this-host-only filter is on a socket, and why not. */
@@ -113,12 +124,20 @@ export const SOMAXCONN = 4096;
 /**
  * Serves an already listening socket (ours from the addon, or one systemd passed). Node calls
  * listen() on it again: it is given the backlog the socket already has, so that neither ours nor a
- * socket unit's Backlog= is cut to Node's 511. Without the addon (or with an older build of it)
- * that cannot be read: SOMAXCONN.
+ * socket unit's Backlog= is cut to Node's 511. Without the addon that cannot be read: SOMAXCONN.
  */
-export function serveFd(fd: number, native: SdNative | null): Promise<net.Server> {
-  const backlog = (typeof native?.listenBacklog === 'function' ? native.listenBacklog(fd) : null) ?? SOMAXCONN;
-  return serve((server) => server.listen({ fd }, backlog));
+export async function serveFd(fd: number, native: SdNative | null, thisHostOnly: boolean, filter: FilterOutcome, filteredFromStart = false): Promise<Listener> {
+  const backlog = native?.listenBacklog(fd) ?? SOMAXCONN;
+  const server = await serve((s) => s.listen({ fd }, backlog));
+  const served = listener(server, thisHostOnly, filter, filteredFromStart);
+  if (native) served.acceptQueue = () => acceptQueueOf(fd, native);
+  return served;
+}
+
+function acceptQueueOf(fd: number, native: SdNative): AcceptQueue | null {
+  const backlog = native.listenBacklog(fd);
+  const queued = native.acceptQueueLength(fd);
+  return backlog === null || queued === null ? null : { backlog, queued };
 }
 
 function serve(listen: (server: net.Server) => void): Promise<net.Server> {
@@ -152,7 +171,7 @@ async function listenOn(address: ListenAddress, port: number, native: SdNative |
     // Filtered before listen(): no packet from another host ever reached this socket.
     const filteredFromStart = thisHostOnly && native.filterState(fd) === 'this-host-only';
     const filter: FilterOutcome = filteredFromStart ? { filtered: true } : thisHostOnly ? applyFilter(fd, true, native) : { filtered: false };
-    return listener(await serveFd(fd, native), thisHostOnly, filter, filteredFromStart);
+    return await serveFd(fd, native, thisHostOnly, filter, filteredFromStart);
   } catch (err) {
     fs.closeSync(fd);
     throw err;

@@ -20,6 +20,11 @@ export interface StatusDocument {
   reach: string;
   /** The listening sockets came from systemd. */
   activated: boolean;
+  /**
+   * Each listening socket's accept queue (null when the daemon cannot read it: no addon). Absent
+   * from the documents of older daemons; fields are only ever added within a format.
+   */
+  listeners?: ListenerStatus[];
   nodes: { active: number; provisional: number };
   connections: { open: number; max: number; accepted: number; evictions: number; refused: number };
   requests: Record<RequestType, number>;
@@ -35,6 +40,14 @@ export interface StatusDocument {
     writes: number;
   };
   watchdog: { enabled: boolean; periodMs: number | null; lastPingAt: string | null; withheld: number; failures: number };
+}
+
+export interface ListenerStatus {
+  address: string;
+  /** The accept queue's limit: the listen backlog, capped by net.core.somaxconn. */
+  backlog: number | null;
+  /** Connections the kernel has completed that wait for the daemon to accept them. */
+  queued: number | null;
 }
 
 export const isoTime = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

@@ -1,6 +1,6 @@
 // `epmd-ng status` output: the document for a person, or Prometheus's text exposition format
 // (for node_exporter's textfile collector).
-import type { StatusDocument } from './document.js';
+import type { ListenerStatus, StatusDocument } from './document.js';
 
 function duration(seconds: number): string {
   const s = Math.floor(seconds);
@@ -21,6 +21,12 @@ function counts(record: Record<string, number>, all: boolean): string {
   return entries.length === 0 ? 'none' : entries.map(([k, n]) => `${k} ${n}`).join(', ');
 }
 
+/** `0.0.0.0:4369 0 queued of 4096, …`; the daemon's accept queues, which `ss -ltn` shows too. */
+function backlogs(listeners: ListenerStatus[]): string {
+  if (listeners.every((l) => l.backlog === null)) return 'not readable (the daemon runs without its addon)';
+  return listeners.map((l) => `${l.address} ${l.queued ?? '?'} queued of ${l.backlog ?? '?'}`).join(', ');
+}
+
 export function renderText(doc: StatusDocument): string {
   const snap = doc.snapshot;
   const wd = doc.watchdog;
@@ -35,6 +41,7 @@ export function renderText(doc: StatusDocument): string {
   const lines = [
     `epmd-ng ${doc.version}, pid ${doc.pid}, up ${duration(doc.uptimeSeconds)} (since ${doc.startedAt})`,
     `listening:   ${doc.addresses.join(', ')}${doc.activated ? ' (sockets from systemd)' : ''}; reported port ${doc.port}`,
+    ...(doc.listeners ? [`backlog:     ${backlogs(doc.listeners)}`] : []),
     `reach:       ${doc.reach}`,
     `nodes:       ${doc.nodes.active} active, ${doc.nodes.provisional} provisional`,
     `connections: ${doc.connections.open} open, cap ${doc.connections.max}, ${doc.connections.accepted} accepted, ${doc.connections.evictions} evicted, ${doc.connections.refused} refused`,
@@ -71,6 +78,9 @@ export function renderPrometheus(doc: StatusDocument): string {
   metric(out, 'epmd_ng_info', 'gauge', 'Always 1; the labels describe the running daemon.', [{ labels: { version: doc.version, port: String(doc.port) }, value: 1 }]);
   metric(out, 'epmd_ng_start_time_seconds', 'gauge', 'When the daemon started, seconds since the epoch.', one(seconds(doc.startedAt)));
   metric(out, 'epmd_ng_listening', 'gauge', 'Listening addresses (1 each).', doc.addresses.map((address) => ({ labels: { address }, value: 1 })));
+  const queues = (doc.listeners ?? []).filter((l) => l.backlog !== null && l.queued !== null);
+  metric(out, 'epmd_ng_listen_backlog', 'gauge', 'The accept queue limit of each listening socket.', queues.map((l) => ({ labels: { address: l.address }, value: l.backlog! })));
+  metric(out, 'epmd_ng_listen_queued', 'gauge', 'Connections waiting in the accept queue of each listening socket.', queues.map((l) => ({ labels: { address: l.address }, value: l.queued! })));
   metric(out, 'epmd_ng_nodes', 'gauge', 'Registered nodes by state.', [
     { labels: { state: 'active' }, value: doc.nodes.active },
     { labels: { state: 'provisional' }, value: doc.nodes.provisional },

@@ -72,6 +72,10 @@ describe('epmd-ng status against a running daemon', () => {
     // startDaemon's readiness probe.
     expect(doc.connections.open).toBe(2);
     expect(doc.connections.accepted).toBe(8);
+    // Each listening socket keeps the backlog OTP asks for (SOMAXCONN, capped by the kernel's
+    // net.core.somaxconn), and nobody waits to be accepted while the daemon answers.
+    const backlog = Math.min(4096, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8')));
+    expect(doc.listeners).toEqual(doc.addresses.map((address) => ({ address, backlog, queued: 0 })));
     expect(doc.snapshot.writes).toBeGreaterThanOrEqual(1);
     expect(Date.now() - Date.parse(doc.snapshot.lastAt!)).toBeLessThan(60_000);
     expect(doc.uptimeSeconds).toBeGreaterThan(1);
@@ -93,6 +97,7 @@ describe('epmd-ng status against a running daemon', () => {
     expect(lines[0]).toMatch(new RegExp(`^epmd-ng ${version.replace(/\./g, '\\.')}, pid ${daemon.pid}, up \\d+s \\(since \\d{4}-.+Z\\)$`));
     expect(lines).toContain(`listening:   0.0.0.0:${daemon.port}, [::]:${daemon.port}; reported port ${daemon.port}`);
     expect(lines).toContain(`reach:       port ${daemon.port} for this host only (every local address)`);
+    expect(lines.find((l) => l.startsWith('backlog: '))).toMatch(new RegExp(`^backlog: {5}0\\.0\\.0\\.0:${daemon.port} 0 queued of \\d+, \\[::\\]:${daemon.port} 0 queued of \\d+$`));
     expect(lines).toContain('nodes:       1 active, 0 provisional');
     expect(lines.find((l) => l.startsWith('connections: '))).toMatch(/^connections: 2 open, cap \d+, \d+ accepted, 0 evicted, 0 refused$/);
     expect(lines.find((l) => l.startsWith('violations: '))).toMatch(/^violations: {2}framing \d+, malformed 1$/);
@@ -129,6 +134,8 @@ describe('epmd-ng status against a running daemon', () => {
     expect(samples.get('epmd_ng_snapshot_last_success')).toBe(1);
     expect(samples.get('epmd_ng_fdstore_enabled')).toBe(0);
     expect(samples.get(`epmd_ng_listening{address="[::]:${daemon.port}"}`)).toBe(1);
+    expect(samples.get(`epmd_ng_listen_backlog{address="[::]:${daemon.port}"}`)).toBe(Math.min(4096, Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'))));
+    expect(samples.get(`epmd_ng_listen_queued{address="0.0.0.0:${daemon.port}"}`)).toBe(0);
     expect(samples.get(`epmd_ng_info{version="${version}",port="${daemon.port}"}`)).toBe(1);
     expect(Math.abs(samples.get('epmd_ng_start_time_seconds')! - Date.now() / 1000)).toBeLessThan(120);
   });

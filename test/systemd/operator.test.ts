@@ -118,6 +118,11 @@ describe('operator experience under a real systemd', () => {
     expect(text).toMatch(/^watchdog: {4}ping every 5000 ms, last \d{4}-.+Z, 0 withheld, 0 failed$/m);
     expect(text).toMatch(/^listening: {3}0\.0\.0\.0:4369, \[::\]:4369 \(sockets from systemd\); reported port 4369$/m);
     expect(text).toMatch(/^reach: {7}port 4369 for this host only \(every local address\)$/m);
+    // The socket unit's sockets keep their backlog (systemd's default Backlog=, SOMAXCONN, capped
+    // by the kernel): the daemon reads it from the sockets systemd passed.
+    const somaxconn = Number(await ok('cat /proc/sys/net/core/somaxconn'));
+    expect(doc.listeners?.map((l) => l.backlog)).toEqual([Math.min(4096, somaxconn), Math.min(4096, somaxconn)]);
+    expect(text).toMatch(/^backlog: {5}0\.0\.0\.0:4369 \d+ queued of \d+, \[::\]:4369 \d+ queued of \d+$/m);
   });
 
   it('systemctl status: the STATUS= line gives nodes, provisional entries and connections', async () => {

@@ -19,6 +19,10 @@ function doc(over: Partial<StatusDocument> = {}): StatusDocument {
     addresses: ['0.0.0.0:4369', '[::]:4369'],
     reach: 'port 4369 for this host only (every local address)',
     activated: true,
+    listeners: [
+      { address: '0.0.0.0:4369', backlog: 4096, queued: 3 },
+      { address: '[::]:4369', backlog: 4096, queued: 0 },
+    ],
     nodes: { active: 3, provisional: 1 },
     connections: { open: 5, max: 16384, accepted: 100, evictions: 2, refused: 1 },
     requests: { ...zero(REQUEST_TYPES), alive2: 3, 'port-please2': 50 },
@@ -36,6 +40,7 @@ describe('status text', () => {
       [
         'epmd-ng 1.2.3, pid 42, up 1d 1h 1m 1s (since 2026-01-02T03:04:05.000Z)',
         'listening:   0.0.0.0:4369, [::]:4369 (sockets from systemd); reported port 4369',
+        'backlog:     0.0.0.0:4369 3 queued of 4096, [::]:4369 0 queued of 4096',
         'reach:       port 4369 for this host only (every local address)',
         'nodes:       3 active, 1 provisional',
         'connections: 5 open, cap 16384, 100 accepted, 2 evicted, 1 refused',
@@ -68,6 +73,16 @@ describe('status text', () => {
     expect(text).toContain('watchdog:    off\n');
     expect(renderText(doc({ snapshot: { enabled: false, file: null, lastAt: null, lastResult: null, lastError: null, writes: 0 } }))).toContain('snapshot:    off (no state directory)\n');
   });
+
+  it('accept queues the daemon cannot read, and a daemon too old to send them', () => {
+    const unreadable = doc({ listeners: [{ address: '127.0.0.1:4369', backlog: null, queued: null }] });
+    expect(renderText(unreadable)).toContain('backlog:     not readable (the daemon runs without its addon)\n');
+    expect(renderPrometheus(unreadable)).not.toMatch(/^epmd_ng_listen_(backlog|queued)\{/m);
+    const older = doc();
+    delete older.listeners;
+    expect(renderText(older)).not.toContain('backlog:');
+    expect(renderText(older).split('\n')).toHaveLength(renderText(doc()).split('\n').length - 1);
+  });
 });
 
 describe('Prometheus text exposition', () => {
@@ -93,6 +108,8 @@ describe('Prometheus text exposition', () => {
     expect(text).toContain('epmd_ng_requests_total{type="port-please2"} 50\n');
     expect(text).toContain('epmd_ng_violations_total{kind="non-local"} 0\n');
     expect(text).toContain('epmd_ng_evictions_total 2\n');
+    expect(text).toContain('epmd_ng_listen_backlog{address="0.0.0.0:4369"} 4096\nepmd_ng_listen_backlog{address="[::]:4369"} 4096\n');
+    expect(text).toContain('epmd_ng_listen_queued{address="0.0.0.0:4369"} 3\nepmd_ng_listen_queued{address="[::]:4369"} 0\n');
     expect(text).toContain(`epmd_ng_start_time_seconds ${Date.parse('2026-01-02T03:04:05.000Z') / 1000}\n`);
     expect(text).toContain(`epmd_ng_snapshot_last_time_seconds ${Date.parse('2026-01-03T00:00:00.000Z') / 1000}\n`);
     expect(text).toContain('epmd_ng_watchdog_enabled 1\n');
