@@ -12,6 +12,7 @@ import {
   MAX_LISTEN_SOCKETS,
   planAddresses,
   serveFd,
+  specificButThisHostOnly,
   THIS_HOST_ONLY_FD_NAME,
   unconfigured,
   type Listener,
@@ -77,6 +78,13 @@ async function listen(config: DaemonConfig, inherited: ActivatedFd[], log: Logge
         listeners.push(await serveFd(s.fd, native, thisHostOnly, filter));
       }
       warnUnfiltered(listeners, log);
+      const misnamed = specificButThisHostOnly(listeners);
+      if (misnamed.length > 0) {
+        log.warn(
+          { addresses: misnamed },
+          `${misnamed.join(', ')} ${misnamed.length === 1 ? 'is' : 'are'} named ${THIS_HOST_ONLY_FD_NAME}, so only this host is served there and other hosts get no answer; to serve them, give the socket unit another FileDescriptorName= (see epmd-ng-remote.conf in the package's examples)`,
+        );
+      }
       return { ok: true, listeners, activated: true };
     } catch (err) {
       return { code: 1, message: `cannot use the sockets from systemd: ${(err as Error).message}` };

@@ -251,21 +251,36 @@ export function unconfigured(addresses: ListenAddress[], interfaces = () => os.n
 }
 
 /**
- * What the listeners serve, for the start-up line and STATUS=: "this host only (every local
- * address)", "loopback only", or the addresses themselves.
+ * What the listeners serve, for the start-up line and STATUS=: "port 4369 for this host only (every
+ * local address)" for wildcard sockets, else the addresses themselves and whom they serve.
  */
 export function describeReach(listeners: Listener[]): string {
-  if (listeners.length > 0 && listeners.every((l) => l.thisHostOnly)) {
+  const local = listeners.length > 0 && listeners.every((l) => l.thisHostOnly);
+  if (local && listeners.every((l) => isWildcard(l.server))) {
     const ports = [...new Set(listeners.map((l) => portOf(l.server)))];
     return `port ${ports.join(', ')} for this host only (every local address)`;
   }
-  const addresses = listeners.map((l) => `${formatAddress(l.server)}${l.thisHostOnly ? ' (this host only)' : ''}`).join(', ');
-  return listeners.every((l) => l.thisHostOnly || isLoopback(l.server)) ? `${addresses}: loopback only` : `${addresses}: open to every host that reaches them`;
+  const addresses = listeners.map((l) => `${formatAddress(l.server)}${l.thisHostOnly && !local ? ' (this host only)' : ''}`).join(', ');
+  if (listeners.some((l) => !l.thisHostOnly && !isLoopback(l.server))) return `${addresses}: open to every host that reaches them`;
+  return `${addresses}: ${listeners.some((l) => l.thisHostOnly) ? 'this host only' : 'loopback only'}`;
+}
+
+/**
+ * This-host-only sockets on one address that is neither a wildcard nor loopback: a socket unit
+ * lists such an address to be reached from other hosts, but the name epmd-local keeps them out.
+ */
+export function specificButThisHostOnly(listeners: Listener[]): string[] {
+  return listeners.filter((l) => l.thisHostOnly && !isWildcard(l.server) && !isLoopback(l.server)).map((l) => formatAddress(l.server));
 }
 
 function portOf(server: net.Server): number {
   const a = server.address();
   return a && typeof a === 'object' ? a.port : 0;
+}
+
+function isWildcard(server: net.Server): boolean {
+  const a = server.address();
+  return typeof a === 'object' && a !== null && WILDCARDS.includes(a.address);
 }
 
 function isLoopback(server: net.Server): boolean {

@@ -289,4 +289,25 @@ describe('epmd-ng under a real systemd', () => {
     expect((await sh('epmd -names')).code).toBe(0);
     expect(await fromRemote(HOST_V4)).toEqual({ connected: false, recv: '', end: 'no-handshake' });
   });
+
+  it('a drop-in that lists a host address but keeps the name epmd-local: this host only, and the journal says why', async () => {
+    const restart = 'systemctl daemon-reload && systemctl stop epmd-ng.service && systemctl restart epmd-ng.socket';
+    const warning = async () => (await journal('epmd-ng.service', '-p warning')).filter((e) => e.MESSAGE?.includes('FileDescriptorName='));
+    expect(await warning()).toEqual([]);
+    await ok(`mkdir -p /etc/systemd/system/epmd-ng.socket.d && printf '[Socket]\\nListenStream=\\nListenStream=${HOST_V4}:4369\\n' > /etc/systemd/system/epmd-ng.socket.d/address.conf && ${restart}`);
+    try {
+      // This host is served at that address (its connection starts the service); the other host
+      // gets no handshake, because of the name.
+      expect((await namesVia(HOST_V4)).stdout).toMatch(/^4369 /);
+      expect(await fromRemote(HOST_V4)).toEqual({ connected: false, recv: '', end: 'no-handshake' });
+      await waitFor('the warning in the journal', async () => (await warning()).length === 1, 10_000);
+      expect((await warning())[0]!.MESSAGE).toBe(
+        `${HOST_V4}:4369 is named epmd-local, so only this host is served there and other hosts get no answer; to serve them, give the socket unit another FileDescriptorName= (see epmd-ng-remote.conf in the package's examples) (addresses=${HOST_V4}:4369)`,
+      );
+      expect((await show('epmd-ng.service', 'StatusText')).StatusText).toMatch(new RegExp(`^Serving \\d+ nodes? \\(\\d+ provisional\\) on ${HOST_V4.replace(/\./g, '\\.')}:4369: this host only; `));
+    } finally {
+      await ok(`rm -r /etc/systemd/system/epmd-ng.socket.d && ${restart}`);
+    }
+    expect((await sh('epmd -names')).code).toBe(0);
+  });
 });

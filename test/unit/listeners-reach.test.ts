@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { applyFilter, describeReach, listener, unconfigured, type ListenAddress, type Listener } from '../../src/server/listeners.js';
+import { applyFilter, describeReach, listener, specificButThisHostOnly, unconfigured, type ListenAddress, type Listener } from '../../src/server/listeners.js';
 import { isOwnAddress } from '../../src/server/locality.js';
 import { loadNative, type SdNative } from '../../src/systemd/native.js';
 import { ensureNativeBuilt } from '../helpers/sd-native.js';
@@ -40,6 +40,25 @@ describe('describeReach', () => {
     const pa = (a.server.address() as net.AddressInfo).port;
     const pb = (b.server.address() as net.AddressInfo).port;
     expect(describeReach([a, b])).toBe(`127.0.0.1:${pa}, 0.0.0.0:${pb}: open to every host that reaches them`);
+  });
+});
+
+describe('this-host-only sockets on one specific address (a socket unit that lists them)', () => {
+  // A host address no test may bind: the wording only reads server.address().
+  const at = (address: string, family: 'IPv4' | 'IPv6', thisHostOnly: boolean): Listener =>
+    listener({ address: () => ({ address, family, port: 4369 }) } as net.Server, thisHostOnly, { filtered: thisHostOnly });
+
+  it('are named as addresses, not as "every local address"', () => {
+    expect(describeReach([at('192.0.2.10', 'IPv4', true)])).toBe('192.0.2.10:4369: this host only');
+    expect(describeReach([at('0.0.0.0', 'IPv4', true), at('2001:db8::1', 'IPv6', true)])).toBe('0.0.0.0:4369, [2001:db8::1]:4369: this host only');
+    expect(describeReach([at('127.0.0.1', 'IPv4', false), at('192.0.2.10', 'IPv4', true)])).toBe('127.0.0.1:4369, 192.0.2.10:4369 (this host only): this host only');
+    expect(describeReach([at('192.0.2.10', 'IPv4', true), at('192.0.2.11', 'IPv4', false)])).toBe('192.0.2.10:4369 (this host only), 192.0.2.11:4369: open to every host that reaches them');
+  });
+
+  it('are the ones the daemon warns about; wildcards and loopback are not', () => {
+    expect(specificButThisHostOnly([at('0.0.0.0', 'IPv4', true), at('::', 'IPv6', true), at('127.0.0.1', 'IPv4', true), at('::1', 'IPv6', true)])).toEqual([]);
+    expect(specificButThisHostOnly([at('192.0.2.10', 'IPv4', false)])).toEqual([]);
+    expect(specificButThisHostOnly([at('0.0.0.0', 'IPv4', true), at('192.0.2.10', 'IPv4', true), at('2001:db8::1', 'IPv6', true)])).toEqual(['192.0.2.10:4369', '[2001:db8::1]:4369']);
   });
 });
 
