@@ -219,10 +219,14 @@ export class EpmdServer {
    * The peer closed its side. Sockets are half-open (no automatic shutdown in reply): a reply
    * being written is finished first and closes the connection itself; any other connection is
    * over, and closing it at once spares the shutdown a half-close would send first, which is
-   * what OTP does too.
+   * what OTP does too. A registration ends here, not at the socket's close a loop turn later: a
+   * node that closes its connection and registers again at once must find its name free, and its
+   * new ALIVE2 may be read in the same turn as the end of the old connection.
    */
   private peerEnded(conn: Connection): void {
-    if (conn.phase === 'reading' || conn.phase === 'registered') conn.socket.destroy();
+    if (conn.phase !== 'reading' && conn.phase !== 'registered') return;
+    this.unregister(conn, 'closed');
+    conn.socket.destroy();
   }
 
   /** The table is about to close a connection: idle, too slow a reader, or evicted under the cap. */
