@@ -88,6 +88,15 @@ const TICK_MS = 250;
  */
 export const PENDING_REPLY_BUDGET = 64 * 1024 * 1024;
 
+/**
+ * How many of the cap's connections a registration may never take: registrations are never
+ * evicted, so without such a reserve a local client holding registrations up to the cap would
+ * leave no slot for anyone's lookup. A 64th of the cap, at least 1 and at most 64.
+ */
+export function queryReserve(cap: number): number {
+  return cap < 2 ? 0 : Math.min(64, Math.max(1, Math.floor(cap / 64)));
+}
+
 export type DropReason = 'idle' | 'write-deadline' | 'reply-budget' | 'evicted';
 
 /**
@@ -128,6 +137,11 @@ export class ConnectionTable {
     yield* this.waiting;
     yield* this.replying;
     yield* this.registered;
+  }
+
+  /** Connections that hold a registration or a failed ALIVE2: never evicted. */
+  get registeredCount(): number {
+    return this.registered.size;
   }
 
   /** Connections still reading or answering a query (registrations not counted). */

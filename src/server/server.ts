@@ -27,7 +27,7 @@ import type { Logger } from '../log/logger.js';
 import type { NodeInfo } from '../protocol/requests.js';
 import { RateLimiter } from '../log/rate-limit.js';
 import { ServerCounters, type Violation } from '../status/counters.js';
-import { Connection, ConnectionTable, formatPeer, type DropReason } from './connections.js';
+import { Connection, ConnectionTable, formatPeer, queryReserve, type DropReason } from './connections.js';
 import { isLocalPeer, isLocalSocket, isOwnAddress, type PeerCheck } from './locality.js';
 import { socketFd } from './socket-fd.js';
 
@@ -118,6 +118,11 @@ export class EpmdServer {
 
   get maxConnections(): number {
     return this.settings.maxConnections;
+  }
+
+  /** Connections that may hold registrations (or failed ALIVE2s); the rest of the cap serves queries. */
+  get registrationLimit(): number {
+    return this.settings.maxConnections - queryReserve(this.settings.maxConnections);
   }
 
   get reportedPort(): number {
@@ -355,6 +360,10 @@ export class EpmdServer {
     if (request.rejection) {
       this.violation('rejected', { peer: conn.peer, node: displayName(request.name) }, request.rejection);
       reply = encodeAlive2Reply(false, 0, request.highestVersion);
+    } else if (this.table.registeredCount >= this.registrationLimit) {
+      // Refused and closed like a query: a refusal kept open would hold a slot of the reserve.
+      this.violation('overload', { peer: conn.peer, node: displayName(request.name), limit: this.registrationLimit }, 'registration refused: the rest of the connection cap is kept for queries');
+      return this.reply(conn, encodeAlive2Reply(false, 0, request.highestVersion));
     } else {
       const result = this.registry.register(request, conn, conn.id);
       if (result.ok) {

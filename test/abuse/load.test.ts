@@ -1,12 +1,12 @@
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
-import { exchange, frame, hex, register, type Registration } from '../helpers/wire.js';
+import { alive2Payload, exchange, frame, hex, register, type Registration } from '../helpers/wire.js';
 
-/** Opens `count` connections that never send anything; resolves once all are connected. */
 /** Each socket's own port, which a destroyed socket no longer tells. */
 const localPorts = new WeakMap<net.Socket, number>();
 
+/** Opens `count` connections that never send anything; resolves once all are connected. */
 async function openIdle(port: number, count: number): Promise<net.Socket[]> {
   const sockets: net.Socket[] = [];
   const batch = 250;
@@ -103,6 +103,49 @@ describe('connection cap: idle clients cannot starve lookups', () => {
     const idlePeers = new Set(sockets.map((s) => `127.0.0.1:${localPorts.get(s)}`));
     expect(evictions.length).toBeGreaterThan(0);
     for (const e of evictions) expect(e).toMatchObject({ peer: expect.toSatisfy((p: string) => idlePeers.has(p)), phase: 'reading', msg: expect.stringContaining('evicting the oldest') });
+  });
+});
+
+describe('registrations up to the connection cap', () => {
+  // A cap of 20 keeps 1 connection for queries (queryReserve): 19 may hold registrations.
+  let daemon: Daemon;
+  const nodes: Registration[] = [];
+
+  beforeAll(async () => {
+    daemon = await startDaemon([], { env: { EPMD_NG_MAX_CONNECTIONS: '20' } });
+  });
+  afterAll(async () => {
+    nodes.forEach((n) => n.socket.destroy());
+    await daemon?.stop();
+  });
+
+  it('refuses the registration that would take the last slot, and keeps answering lookups', async () => {
+    for (let i = 0; i < 19; i++) nodes.push(await register(daemon.port, { port: 9300 + i, name: `held${i}` }));
+    expect(nodes.every((n) => n.reply.subarray(0, 2).equals(hex('76 00')))).toBe(true);
+    // The 20th: the failure reply, and the connection closed, as for a query.
+    const refused = await exchange(daemon.port, frame(alive2Payload({ port: 9399, name: 'one-too-many' })));
+    expect(refused).toMatchObject({ recv: hex('76 01 00 00 00 63'), end: 'FIN' });
+    expect(daemon.stderr()).toContain('registration refused: the rest of the connection cap is kept for queries');
+    // Lookups and NAMES still get in, also when an idle connection takes the last slot (evicted).
+    const idle = await openIdle(daemon.port, 1);
+    expect((await exchange(daemon.port, lookup('held7'))).recv.subarray(0, 4)).toEqual(hex('77 00 24 5b'));
+    const names = await exchange(daemon.port, frame(Buffer.from('n')));
+    expect(names.recv.subarray(4).toString().split('\n').filter(Boolean)).toHaveLength(19);
+    expect(closedCount(idle)).toBe(1);
+    expect(nodes.every((n) => !n.socket.destroyed)).toBe(true);
+  });
+
+  it('counts failed registrations that keep their connection, and frees the slot when one ends', async () => {
+    await nodes.pop()!.close();
+    // A duplicate name is refused but keeps its connection (spec Q2), so it holds the 19th slot.
+    const duplicate = await register(daemon.port, { port: 9398, name: 'held0' });
+    nodes.push(duplicate);
+    expect(duplicate.reply).toEqual(hex('76 01 00 00 00 63'));
+    expect((await exchange(daemon.port, frame(alive2Payload({ port: 9397, name: 'newcomer' })))).recv).toEqual(hex('76 01 00 00 00 63'));
+    await nodes.pop()!.close();
+    const newcomer = await register(daemon.port, { port: 9397, name: 'newcomer' });
+    nodes.push(newcomer);
+    expect(newcomer.reply.subarray(0, 2)).toEqual(hex('76 00'));
   });
 });
 

@@ -1,6 +1,6 @@
 import type net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Connection, ConnectionTable, type DropReason } from '../../src/server/connections.js';
+import { Connection, ConnectionTable, queryReserve, type DropReason } from '../../src/server/connections.js';
 
 // The table's bookkeeping only calls destroy() on a socket: a stand-in that records the call is
 // enough here (the end-to-end behaviour is in test/abuse/unread-replies.test.ts).
@@ -43,6 +43,10 @@ describe('ConnectionTable', () => {
     table.stop();
   });
 
+  it('keeps a 64th of the cap, 1 to 64 connections, for queries; a cap of 1 keeps none', () => {
+    expect([1, 2, 20, 127, 128, 1024, 4096, 16384, 100_000].map(queryReserve)).toEqual([0, 1, 1, 1, 2, 16, 64, 64, 64]);
+  });
+
   it('counts and lists every open connection once, whatever its phase', () => {
     const table = new ConnectionTable(60_000, record);
     const [reading, replying, registered, adopted, gone] = [fakeConnection(), fakeConnection(), fakeConnection(), fakeConnection('registered'), fakeConnection()];
@@ -55,6 +59,7 @@ describe('ConnectionTable', () => {
     table.remove(gone);
     expect(table.size).toBe(4);
     expect(table.queries).toBe(2);
+    expect(table.registeredCount).toBe(2);
     expect(new Set(table.all())).toEqual(new Set([reading, replying, registered, adopted]));
     expect([...table.all()].length).toBe(4);
     // Removing twice changes nothing; a registration keeps no deadline.
