@@ -5,7 +5,7 @@
 // reads them in the same turn, in the order they came.
 import { afterEach, describe, expect, it } from 'vitest';
 import { alive2Payload } from '../helpers/wire.js';
-import { Resources, frame, hex, listedNames } from './util.js';
+import { Resources, acceptQueued, frame, hex, listedNames, waitUntil } from './util.js';
 
 const res = new Resources();
 afterEach(() => res.cleanup());
@@ -17,7 +17,7 @@ describe('the end of a registration connection', () => {
     expect(first.reply.subarray(0, 2)).toEqual(hex('76 00'));
     // The next connection is accepted before the daemon stops: only its request is still to come.
     const next = await res.conn(d.port);
-    await new Promise((r) => setTimeout(r, 100));
+    expect(await waitUntil(() => acceptQueued(d.port) === 0), 'the daemon did not accept the connection').toBe(true);
     process.kill(d.pid, 'SIGSTOP');
     try {
       // The old connection's FIN, then the new ALIVE2, both in the daemon's socket queues.

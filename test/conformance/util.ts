@@ -390,9 +390,16 @@ export function listenersOf(pid: number): Listener[] {
     .map(({ family, address, port }) => ({ family, address, port }));
 }
 
-/** Every TCP socket in LISTEN state in this network namespace, with its inode. */
-function listeningSockets(): (Listener & { inode: string })[] {
-  const result: (Listener & { inode: string })[] = [];
+/** Connections waiting to be accepted on the sockets listening on `port` (their receive queue). */
+export function acceptQueued(port: number): number {
+  return listeningSockets()
+    .filter((l) => l.port === port)
+    .reduce((n, l) => n + l.queued, 0);
+}
+
+/** Every TCP socket in LISTEN state in this network namespace, with its inode and accept queue. */
+function listeningSockets(): (Listener & { inode: string; queued: number })[] {
+  const result: (Listener & { inode: string; queued: number })[] = [];
   for (const [file, family] of [
     ['/proc/net/tcp', 4],
     ['/proc/net/tcp6', 6],
@@ -412,6 +419,8 @@ function listeningSockets(): (Listener & { inode: string })[] {
         address: family === 4 ? decodeV4(addrHex!) : decodeV6(addrHex!),
         port: parseInt(portHex!, 16),
         inode: cols[9]!,
+        // For a listening socket, rx_queue is the accept queue's length.
+        queued: parseInt(cols[4]!.split(':')[1]!, 16),
       });
     }
   }
