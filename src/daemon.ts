@@ -343,7 +343,7 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
         return { address: formatAddress(l.server), backlog: queue?.backlog ?? null, queued: queue?.queued ?? null };
       }),
       nodes: { active: registry.size, provisional: registry.provisionalNewestFirst().length },
-      connections: { open: server.connectionCount, max: server.maxConnections, accepted: counters.accepted, evictions: counters.evictions, refused: counters.refused },
+      connections: { open: server.connectionCount, max: server.maxConnections, registrationLimit: server.registrationLimit, accepted: counters.accepted, evictions: counters.evictions, refused: counters.refused },
       requests: counters.requests,
       violations: counters.violations,
       fdStore: { enabled: fdStore.enabled, registrations: fdStore.registrations, pending: fdStore.backlog },

@@ -26,7 +26,8 @@ export interface StatusDocument {
    */
   listeners?: ListenerStatus[];
   nodes: { active: number; provisional: number };
-  connections: { open: number; max: number; accepted: number; evictions: number; refused: number };
+  /** registrationLimit: how many may hold registrations; the rest of `max` is kept for queries (absent from older daemons). */
+  connections: { open: number; max: number; registrationLimit?: number; accepted: number; evictions: number; refused: number };
   requests: Record<RequestType, number>;
   violations: Record<Violation, number>;
   fdStore: { enabled: boolean; registrations: number; pending: number };

@@ -44,7 +44,7 @@ export function renderText(doc: StatusDocument): string {
     ...(doc.listeners ? [`backlog:     ${backlogs(doc.listeners)}`] : []),
     `reach:       ${doc.reach}`,
     `nodes:       ${doc.nodes.active} active, ${doc.nodes.provisional} provisional`,
-    `connections: ${doc.connections.open} open, cap ${doc.connections.max}, ${doc.connections.accepted} accepted, ${doc.connections.evictions} evicted, ${doc.connections.refused} refused`,
+    `connections: ${doc.connections.open} open, cap ${doc.connections.max}${doc.connections.registrationLimit === undefined ? '' : ` (registrations up to ${doc.connections.registrationLimit})`}, ${doc.connections.accepted} accepted, ${doc.connections.evictions} evicted, ${doc.connections.refused} refused`,
     `requests:    ${counts(doc.requests, true)}`,
     `violations:  ${counts(doc.violations, false)}`,
     `fd store:    ${doc.fdStore.enabled ? `${doc.fdStore.registrations} registrations held, ${doc.fdStore.pending} messages pending` : 'off'}`,
@@ -87,6 +87,9 @@ export function renderPrometheus(doc: StatusDocument): string {
   ]);
   metric(out, 'epmd_ng_connections', 'gauge', 'Open connections, registrations included.', one(doc.connections.open));
   metric(out, 'epmd_ng_connections_max', 'gauge', 'The connection cap.', one(doc.connections.max));
+  if (doc.connections.registrationLimit !== undefined) {
+    metric(out, 'epmd_ng_registrations_max', 'gauge', 'How many connections may hold registrations; the rest of the cap is kept for queries.', one(doc.connections.registrationLimit));
+  }
   metric(out, 'epmd_ng_connections_accepted_total', 'counter', 'Connections accepted.', one(doc.connections.accepted));
   metric(out, 'epmd_ng_evictions_total', 'counter', 'Connections without a complete request closed to make room under the cap.', one(doc.connections.evictions));
   metric(out, 'epmd_ng_connections_refused_total', 'counter', 'Connections refused at the cap.', one(doc.connections.refused));

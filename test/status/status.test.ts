@@ -7,6 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryReserve } from '../../src/server/connections.js';
 import type { StatusDocument } from '../../src/status/document.js';
 import { awaitDaemon, bundle, cleanEnv, repoRoot, runCli, startDaemon, type Daemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
@@ -99,7 +100,9 @@ describe('epmd-ng status against a running daemon', () => {
     expect(lines).toContain(`reach:       port ${daemon.port} for this host only (every local address)`);
     expect(lines.find((l) => l.startsWith('backlog: '))).toMatch(new RegExp(`^backlog: {5}0\\.0\\.0\\.0:${daemon.port} 0 queued of \\d+, \\[::\\]:${daemon.port} 0 queued of \\d+$`));
     expect(lines).toContain('nodes:       1 active, 0 provisional');
-    expect(lines.find((l) => l.startsWith('connections: '))).toMatch(/^connections: 2 open, cap \d+, \d+ accepted, 0 evicted, 0 refused$/);
+    const connections = /^connections: 2 open, cap (\d+) \(registrations up to (\d+)\), \d+ accepted, 0 evicted, 0 refused$/.exec(lines.find((l) => l.startsWith('connections: ')) ?? '');
+    expect(connections, lines.join('\n')).not.toBeNull();
+    expect(Number(connections![2])).toBe(Number(connections![1]) - queryReserve(Number(connections![1])));
     expect(lines.find((l) => l.startsWith('violations: '))).toMatch(/^violations: {2}framing \d+, malformed 1$/);
     expect(lines.find((l) => l.startsWith('snapshot: '))).toMatch(/^snapshot: {4}saved at \d{4}-.+Z, \d+ written, to .*registry\.json$/);
     expect(lines).toContain('fd store:    off');
@@ -155,7 +158,8 @@ describe('evictions under the connection cap', () => {
       await new Promise((r) => setTimeout(r, 100));
       const doc = await statusJson(daemon.port);
       // The fourth idle connection evicted the first; the status request evicted the second.
-      expect(doc.connections).toMatchObject({ max: 3, evictions: 2, refused: 0, open: 3 });
+      // A cap of 3 keeps 1 connection for queries.
+      expect(doc.connections).toMatchObject({ max: 3, registrationLimit: 2, evictions: 2, refused: 0, open: 3 });
       expect(doc.violations.overload).toBe(2);
     } finally {
       for (const s of idle) s.destroy();

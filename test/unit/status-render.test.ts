@@ -24,7 +24,7 @@ function doc(over: Partial<StatusDocument> = {}): StatusDocument {
       { address: '[::]:4369', backlog: 4096, queued: 0 },
     ],
     nodes: { active: 3, provisional: 1 },
-    connections: { open: 5, max: 16384, accepted: 100, evictions: 2, refused: 1 },
+    connections: { open: 5, max: 16384, registrationLimit: 16320, accepted: 100, evictions: 2, refused: 1 },
     requests: { ...zero(REQUEST_TYPES), alive2: 3, 'port-please2': 50 },
     violations: { ...zero(VIOLATIONS), framing: 4 },
     fdStore: { enabled: true, registrations: 3, pending: 0 },
@@ -43,7 +43,7 @@ describe('status text', () => {
         'backlog:     0.0.0.0:4369 3 queued of 4096, [::]:4369 0 queued of 4096',
         'reach:       port 4369 for this host only (every local address)',
         'nodes:       3 active, 1 provisional',
-        'connections: 5 open, cap 16384, 100 accepted, 2 evicted, 1 refused',
+        'connections: 5 open, cap 16384 (registrations up to 16320), 100 accepted, 2 evicted, 1 refused',
         'requests:    alive2 3, port-please2 50, names 0, dump 0, kill 0, stop 0, status 0',
         'violations:  framing 4',
         'fd store:    3 registrations held, 0 messages pending',
@@ -81,6 +81,9 @@ describe('status text', () => {
     const older = doc();
     delete older.listeners;
     expect(renderText(older)).not.toContain('backlog:');
+    delete older.connections.registrationLimit;
+    expect(renderText(older)).toContain('connections: 5 open, cap 16384, 100 accepted');
+    expect(renderPrometheus(older)).not.toContain('epmd_ng_registrations_max');
     expect(renderText(older).split('\n')).toHaveLength(renderText(doc()).split('\n').length - 1);
   });
 });
@@ -108,6 +111,7 @@ describe('Prometheus text exposition', () => {
     expect(text).toContain('epmd_ng_requests_total{type="port-please2"} 50\n');
     expect(text).toContain('epmd_ng_violations_total{kind="non-local"} 0\n');
     expect(text).toContain('epmd_ng_evictions_total 2\n');
+    expect(text).toContain('epmd_ng_registrations_max 16320\n');
     expect(text).toContain('epmd_ng_listen_backlog{address="0.0.0.0:4369"} 4096\nepmd_ng_listen_backlog{address="[::]:4369"} 4096\n');
     expect(text).toContain('epmd_ng_listen_queued{address="0.0.0.0:4369"} 3\nepmd_ng_listen_queued{address="[::]:4369"} 0\n');
     expect(text).toContain(`epmd_ng_start_time_seconds ${Date.parse('2026-01-02T03:04:05.000Z') / 1000}\n`);
