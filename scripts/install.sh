@@ -15,6 +15,13 @@ for f in dist/epmd-ng.mjs dist/lib build/sd_native.node; do
 done
 install -d "$DESTDIR/usr/lib/epmd-ng/lib" "$DESTDIR/usr/bin" "$DESTDIR$UNITDIR" "$DESTDIR/usr/share/doc/epmd-ng/examples"
 install -m 0755 "$SRC/dist/epmd-ng.mjs" "$DESTDIR/usr/lib/epmd-ng/epmd-ng.mjs"
+# The distribution's node, not whichever one is first on PATH (Debian Policy 10.4), with the node
+# flag of the bundle's first line (at most one: Linux passes the rest of the line as one argument).
+sed -i '1s|^#!/usr/bin/env -S node\( --[a-z-]*\)\?$|#!/usr/bin/node\1|' "$DESTDIR/usr/lib/epmd-ng/epmd-ng.mjs"
+head -n1 "$DESTDIR/usr/lib/epmd-ng/epmd-ng.mjs" | grep -qx '#!/usr/bin/node\( --[a-z-]*\)\?' || {
+  echo "install.sh: unexpected first line in $SRC/dist/epmd-ng.mjs" >&2
+  exit 1
+}
 install -m 0644 "$SRC"/dist/lib/*.mjs "$DESTDIR/usr/lib/epmd-ng/lib/"
 install -m 0644 "$SRC/build/sd_native.node" "$DESTDIR/usr/lib/epmd-ng/sd_native.node"
 ln -sfn ../lib/epmd-ng/epmd-ng.mjs "$DESTDIR/usr/bin/epmd-ng"

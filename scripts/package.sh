@@ -72,9 +72,6 @@ trap 'rm -rf "$work"' EXIT
 stage_common() {
   local dest=$1 unitdir=$2 settings=$3
   DESTDIR=$dest UNITDIR=$unitdir SRC=$ROOT bash scripts/install.sh
-  # The distribution's node, not whichever one is first on PATH (Debian Policy 10.4).
-  sed -i '1s|^#!/usr/bin/env -S node\( --[a-z-]*\)\?$|#!/usr/bin/node\1|' "$dest/usr/lib/epmd-ng/epmd-ng.mjs"
-  head -n1 "$dest/usr/lib/epmd-ng/epmd-ng.mjs" | grep -qx '#!/usr/bin/node\( --[a-z-]*\)\?' || die "unexpected first line in dist/epmd-ng.mjs"
   install -D -m 0644 packaging/epmd-ng.default "$dest$settings"
 }
 

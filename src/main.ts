@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --single-threaded-gc
-// One node flag at most on the first line: the packages make it "#!/usr/bin/node FLAG", and Linux
-// passes what follows the interpreter as a single argument. epmd-ng.service's ExecStart= repeats it.
+// One node flag at most on the first line: scripts/install.sh makes it "#!/usr/bin/node FLAG",
+// and Linux passes what follows the interpreter as a single argument. epmd-ng.service's
+// ExecStart= repeats it.
 // --single-threaded-gc: V8 collects on the main thread only, without helper threads for parallel
 // scavenges and concurrent marking. For a heap of a few MB that costs 2-7 % less CPU per
 // connection under load, and pauses stay short (README, Performance). V8's default heap sizes: a
