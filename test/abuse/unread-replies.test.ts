@@ -3,6 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { exchange, frame, hex, register, type Registration } from '../helpers/wire.js';
+import { TCP_ESTABLISHED, tcpSockets } from '../conformance/util.js';
 
 // Replies nobody reads (issue 9): a NAMES reply far larger than the socket buffers, requested by
 // clients that never read it, must neither pin memory nor hold connections past the write
@@ -30,20 +31,13 @@ function rssBytes(pid: number): number {
 
 /**
  * Whether the daemon has read every byte sent on these client connections (their daemon-side
- * sockets in /proc/net/tcp have nothing left in their receive queues). A request read is a request
- * handled: the daemon decodes it in the callback of the read, before it looks at other sockets.
+ * sockets have nothing left in their receive queues). A request read is a request handled: the
+ * daemon decodes it in the callback of the read, before it looks at other sockets.
  */
 function daemonHasRead(daemonPort: number, clientPorts: number[]): boolean {
   const wanted = new Set(clientPorts);
-  let found = 0;
-  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const cols = line.trim().split(/\s+/);
-    if (cols.length < 5 || cols[3] !== '01') continue;
-    if (parseInt(cols[1]!.split(':')[1]!, 16) !== daemonPort || !wanted.has(parseInt(cols[2]!.split(':')[1]!, 16))) continue;
-    if (parseInt(cols[4]!.split(':')[1]!, 16) > 0) return false;
-    found++;
-  }
-  return found === wanted.size;
+  const sides = tcpSockets().filter((s) => s.state === TCP_ESTABLISHED && s.port === daemonPort && wanted.has(s.remotePort));
+  return sides.length === wanted.size && sides.every((s) => s.rxQueue === 0);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -385,21 +385,34 @@ export function listenersOf(pid: number): Listener[] {
       // fd closed meanwhile
     }
   }
-  return listeningSockets()
-    .filter((l) => inodes.has(l.inode))
+  return tcpSockets()
+    .filter((s) => s.state === TCP_LISTEN && inodes.has(s.inode))
     .map(({ family, address, port }) => ({ family, address, port }));
 }
 
-/** Connections waiting to be accepted on the sockets listening on `port` (their receive queue). */
+/** Connections waiting to be accepted on the sockets listening on `port`. */
 export function acceptQueued(port: number): number {
-  return listeningSockets()
-    .filter((l) => l.port === port)
-    .reduce((n, l) => n + l.queued, 0);
+  return tcpSockets()
+    .filter((s) => s.state === TCP_LISTEN && s.port === port)
+    .reduce((n, s) => n + s.rxQueue, 0);
 }
 
-/** Every TCP socket in LISTEN state in this network namespace, with its inode and accept queue. */
-function listeningSockets(): (Listener & { inode: string; queued: number })[] {
-  const result: (Listener & { inode: string; queued: number })[] = [];
+/** /proc/net/tcp's states (the kernel's TCP_* numbers, in hex). */
+export const TCP_ESTABLISHED = '01';
+const TCP_LISTEN = '0A';
+
+/** A TCP socket as /proc/net/tcp and /proc/net/tcp6 list it (the local side's address and port). */
+export interface ProcTcpSocket extends Listener {
+  state: string;
+  remotePort: number;
+  inode: string;
+  /** Listening: the connections waiting to be accepted. Connected: the bytes not yet read. */
+  rxQueue: number;
+}
+
+/** Every TCP socket in this network namespace. */
+export function tcpSockets(): ProcTcpSocket[] {
+  const result: ProcTcpSocket[] = [];
   for (const [file, family] of [
     ['/proc/net/tcp', 4],
     ['/proc/net/tcp6', 6],
@@ -412,15 +425,16 @@ function listeningSockets(): (Listener & { inode: string; queued: number })[] {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols.length < 10 || cols[3] !== '0A') continue;
+      if (cols.length < 10) continue;
       const [addrHex, portHex] = cols[1]!.split(':');
       result.push({
         family,
         address: family === 4 ? decodeV4(addrHex!) : decodeV6(addrHex!),
         port: parseInt(portHex!, 16),
+        remotePort: parseInt(cols[2]!.split(':')[1]!, 16),
+        state: cols[3]!,
         inode: cols[9]!,
-        // For a listening socket, rx_queue is the accept queue's length.
-        queued: parseInt(cols[4]!.split(':')[1]!, 16),
+        rxQueue: parseInt(cols[4]!.split(':')[1]!, 16),
       });
     }
   }
@@ -447,7 +461,7 @@ export async function withResources<T>(fn: (res: Resources) => Promise<T>): Prom
 
 /** PIDs of processes that hold a listening TCP socket on `port` (found through /proc, no traffic). */
 export function pidsListeningOn(port: number): number[] {
-  const inodes = new Set(listeningSockets().filter((l) => l.port === port).map((l) => l.inode));
+  const inodes = new Set(tcpSockets().filter((s) => s.state === TCP_LISTEN && s.port === port).map((s) => s.inode));
   const pids: number[] = [];
   if (inodes.size === 0) return pids;
   for (const entry of fs.readdirSync('/proc')) {
