@@ -338,9 +338,9 @@ export async function runDaemon(config: DaemonConfig, log: Logger): Promise<Daem
       addresses,
       reach,
       activated,
-      listeners: listeners.map((l) => {
+      listeners: listeners.map((l, i) => {
         const queue = l.acceptQueue?.() ?? null;
-        return { address: formatAddress(l.server), backlog: queue?.backlog ?? null, queued: queue?.queued ?? null };
+        return { address: addresses[i]!, backlog: queue?.backlog ?? null, queued: queue?.queued ?? null };
       }),
       nodes: { active: registry.size, provisional: registry.provisionalNewestFirst().length },
       connections: { open: server.connectionCount, max: server.maxConnections, registrationLimit: server.registrationLimit, accepted: counters.accepted, evictions: counters.evictions, refused: counters.refused },
