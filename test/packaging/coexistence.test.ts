@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
 import { creationsIn, type JournalEntry } from '../systemd/container.js';
-import { buildPackages, erlangBaseDeb, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
+import { buildPackages, erlangBaseDeb, pollsMissing, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
 
 const name = containerName('pkg-coexist');
 const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
@@ -105,7 +105,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       // once-only client included: epmd-ng's socket listened beside OTP's before OTP's epmd
       // stopped, and the daemon kept its sockets through the enablement (no refused connection).
       const polls = readPolls(pollFile);
-      const bad = polls.filter((p) => p.error !== undefined || !['app', 'c0'].every((n) => p.names?.includes(n)));
+      const bad = pollsMissing(polls, ['app', 'c0']);
       console.log(
         `first installation over erlang-base's epmd: ${polls.length} polls (${pollsDuring} while apt ran, ` +
           `${polls.filter((p) => p.host === '::1').length} over IPv6), slowest ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad`,
@@ -116,7 +116,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       // socket was retired (epmd-ng-handover.service closes it to new connections and waits until
       // OTP's epmd has accepted the queued ones), and none refused.
       const flood = floodFiles.flatMap(readPolls);
-      const floodBad = flood.filter((p) => p.error !== undefined || !['app', 'c0'].every((n) => p.names?.includes(n)));
+      const floodBad = pollsMissing(flood, ['app', 'c0']);
       console.log(`the IPv6 flood meanwhile: ${flood.length} polls, slowest ${Math.max(...flood.map((p) => p.ms))} ms, ${floodBad.length} bad`);
       expect(flood.length).toBeGreaterThan(200);
       expect(floodBad.slice(0, 10)).toEqual([]);
@@ -274,7 +274,7 @@ describe('coexistence with erlang-base\'s epmd.service/epmd.socket', () => {
       // Nothing named like epmd to kill: the daemon runs as "node".
       expect(out).toContain('Killing epmd... it is not running.');
       const polls = readPolls(pollFile);
-      const bad = polls.filter((p) => p.error !== undefined || !['h0', 'r'].every((n) => p.names?.includes(n)));
+      const bad = pollsMissing(polls, ['h0', 'r']);
       console.log(`erlang-base upgrade: ${polls.length} polls (${pollsDuring} while apt ran), slowest ${Math.max(...polls.map((p) => p.ms))} ms, ${bad.length} bad`);
       expect(pollsDuring).toBeGreaterThanOrEqual(3);
       expect(bad.slice(0, 10)).toEqual([]);

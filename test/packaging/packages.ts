@@ -184,6 +184,11 @@ export interface Poll {
   error?: string;
 }
 
+/** The polls that failed or did not list every one of `names`. */
+export function pollsMissing(polls: Poll[], names: string[]): Poll[] {
+  return polls.filter((p) => p.error !== undefined || !names.every((n) => p.names?.includes(n)));
+}
+
 export function readPolls(file: string): Poll[] {
   return fs
     .readFileSync(file, 'utf8')

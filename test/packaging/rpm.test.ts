@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BOOT_TIMEOUT_MS, STOP_TIMEOUT_MS, bootContainer, containerName, isRoot, requireRoot, shareDir, stopContainer } from '../systemd/sdh.js';
-import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
+import { FS_SNAPSHOT, buildPackages, buildUpgradePackages, diffLines, pollsMissing, readPolls, repoRoot, shell, type Packages, ENABLED } from './packages.js';
 
 const name = containerName('pkg-rpm');
 const { sh, ok, show, waitFor, names, startNode, waitNode } = shell(name);
@@ -63,11 +63,11 @@ describe('the .rpm under a real systemd', () => {
     await waitFor('the pollers to finish', async () => (await sh('systemctl is-active poller-install poller-flood')).stdout.split('\n').every((l) => l !== 'active'));
     expect(out).toContain("epmd-ng: serving port 4369 beside the distribution's epmd until it has stopped");
     const polls = readPolls(pollFile);
-    const bad = polls.filter((p) => p.error !== undefined || !p.names?.includes('o1'));
+    const bad = pollsMissing(polls, ['o1']);
     console.log(`rpm -i over the distribution's epmd: ${polls.length} polls, ${bad.length} bad${bad.length ? `: ${JSON.stringify(bad.slice(0, 5))}` : ''}`);
     expect(bad.slice(0, 10)).toEqual([]);
     const flood = readPolls(floodFile);
-    const floodBad = flood.filter((p) => p.error !== undefined || !p.names?.includes('o1'));
+    const floodBad = pollsMissing(flood, ['o1']);
     console.log(`the IPv6 flood meanwhile: ${flood.length} polls, slowest ${Math.max(...flood.map((p) => p.ms))} ms, ${floodBad.length} bad`);
     expect(flood.length).toBeGreaterThan(100);
     expect(floodBad.slice(0, 10)).toEqual([]);
