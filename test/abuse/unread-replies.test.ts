@@ -3,7 +3,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '../helpers/daemon.js';
 import { exchange, frame, hex, register, type Registration } from '../helpers/wire.js';
-import { TCP_ESTABLISHED, tcpSockets } from '../conformance/util.js';
+import { sleep, TCP_ESTABLISHED, tcpSockets } from '../conformance/util.js';
 
 // Replies nobody reads (issue 9): a NAMES reply far larger than the socket buffers, requested by
 // clients that never read it, must neither pin memory nor hold connections past the write
@@ -39,8 +39,6 @@ function daemonHasRead(daemonPort: number, clientPorts: number[]): boolean {
   const sides = tcpSockets().filter((s) => s.state === TCP_ESTABLISHED && s.port === daemonPort && wanted.has(s.remotePort));
   return sides.length === wanted.size && sides.every((s) => s.rxQueue === 0);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Connects, sends `request` and never reads: the socket stays paused with no data listener. */
 function unreadRequest(port: number, request: Buffer): Promise<net.Socket> {

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SdNative } from '../../src/systemd/native.js';
-import { NAMES_REQ, launchDaemon } from '../conformance/util.js';
+import { NAMES_REQ, launchDaemon, sleep } from '../conformance/util.js';
 import { bundle, cleanEnv, daemonCommand, repoRoot, type Daemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/ports.js';
 import { nativeAsRoot, startNotifyReceiver, type NotifyReceiver } from '../helpers/sd-native.js';
@@ -114,8 +114,6 @@ function flood(port: number, host: string, loops: number): { answers: Answer[]; 
     },
   };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('epmd-ng hand-over-sockets (what epmd-ng-handover.service runs)', () => {
   let native: SdNative;
