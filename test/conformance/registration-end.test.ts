@@ -11,12 +11,12 @@ const res = new Resources();
 afterEach(() => res.cleanup());
 
 describe('the end of a registration connection', () => {
-  it('frees the name for an ALIVE2 that the daemon reads right after it', async () => {
+  it.each(['127.0.0.1', '::1'])('frees the name for an ALIVE2 that the daemon reads right after it (over %s)', async (host) => {
     const d = await res.daemon();
-    const first = await res.register(d.port, { name: 'again', port: 5101 });
+    const first = await res.register(d.port, { name: 'again', port: 5101 }, host);
     expect(first.reply.subarray(0, 2)).toEqual(hex('76 00'));
     // The next connection is accepted before the daemon stops: only its request is still to come.
-    const next = await res.conn(d.port);
+    const next = await res.conn(d.port, { host });
     expect(await waitUntil(() => acceptQueued(d.port) === 0), 'the daemon did not accept the connection').toBe(true);
     process.kill(d.pid, 'SIGSTOP');
     try {
